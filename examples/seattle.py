@@ -1,0 +1,36 @@
+"""The seed's data: hourly Seattle temperatures (vega_datasets ships them; nothing is downloaded)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+
+STEPS = 120  # five days of hourly readings
+
+
+def hourly_temperatures() -> tuple[np.ndarray, np.ndarray]:
+    """Returns (temperature in °F, hour of day) for 2010, one row an hour."""
+    text = resources.files("vega_datasets").joinpath("_data/seattle-temps.csv").read_text()
+    rows = [line.split(",") for line in text.splitlines()[1:] if line]
+    hours = np.array([int(r[0].split(" ")[1].split(":")[0]) for r in rows], np.float32)
+    return np.array([float(r[1]) for r in rows], np.float32), hours
+
+
+def windows(steps: int = STEPS):
+    """Windows of `steps` hours x 3 features (scaled temperature, sin and cos of the hour),
+    each labelled with the next hour's temperature; split 80/20 in time.
+
+    Returns:
+        (x_train, y_train), (x_val, y_val), (mean, std) to turn predictions back into °F.
+    """
+    temps, hours = hourly_temperatures()
+    mean, std = float(temps.mean()), float(temps.std())
+    angle = 2 * np.pi * hours / 24
+    features = np.stack([(temps - mean) / std, np.sin(angle), np.cos(angle)], axis=1)
+    count = len(temps) - steps
+    index = np.arange(steps)[None, :] + np.arange(count)[:, None]
+    x = features[index].astype(np.float32)
+    y = ((temps[steps:] - mean) / std)[:, None].astype(np.float32)
+    split = int(0.8 * count)
+    return (x[:split], y[:split]), (x[split:], y[split:]), (mean, std)

@@ -1,0 +1,31 @@
+"""keras-tflite: deployable full-int8 TFLite models from Keras, while they train."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from keras_tflite._calibration import DEFAULT_NUM_SAMPLES, MIN_RECOMMENDED_SAMPLES
+from keras_tflite._convert import ConversionError, ConversionResult, convert
+from keras_tflite._inspect import QuantizedTensor
+from keras_tflite._micro import MicroModel
+from keras_tflite._quantization import QUANTIZATION_MODES
+from keras_tflite._runtime import TFLiteModel
+from keras_tflite._strategies import STRATEGIES
+from keras_tflite._worker import Attempt
+
+try:
+    __version__ = version("keras-tflite")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "Attempt",
+    "ConversionError",
+    "ConversionResult",
+    "DEFAULT_NUM_SAMPLES",
+    "MIN_RECOMMENDED_SAMPLES",
+    "MicroModel",
+    "QUANTIZATION_MODES",
+    "QuantizedTensor",
+    "STRATEGIES",
+    "TFLiteModel",
+    "convert",
+]

@@ -1,0 +1,220 @@
+"""`convert()`: a Keras 3 or tf_keras model to a TFLite flatbuffer, in an isolated worker."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_tflite import _calibration, _job, _strategies, _worker
+from keras_tflite._inspect import QuantizedTensor, from_details, op_names, trailing_number
+from keras_tflite._quantization import CALIBRATED_MODES, check_mode
+from keras_tflite._specs import TensorInfo, framework_of, input_infos, output_names
+from keras_tflite._worker import Attempt
+
+DEFAULT_TIMEOUT = 600.0
+
+
+class ConversionError(RuntimeError):
+    """Every conversion strategy failed, crashed, hung or was skipped.
+
+    Attributes:
+        attempts: One `Attempt` per strategy, with its status and reason.
+    """
+
+    def __init__(self, message: str, attempts: list[Attempt]):
+        super().__init__(message)
+        self.attempts = attempts
+
+
+@dataclasses.dataclass
+class ConversionResult:
+    """A converted model and how it was made.
+
+    Attributes:
+        tflite: The flatbuffer bytes.
+        strategy: The conversion path that produced it.
+        ops: Op names of every subgraph, in order.
+        inputs: Each input's name (the model's), shape, dtype, scale and zero point.
+        outputs: Each output's name, shape, dtype, scale and zero point, in the model's order.
+        attempts: Every strategy tried or skipped before (and including) the one that worked.
+        quantization: The quantization mode.
+        num_calibration_samples: Samples the converter calibrated on (0 when not calibrated).
+        seed: Seed of the calibration draw.
+        batch_size: The fixed batch dimension of the converted model.
+    """
+
+    tflite: bytes
+    strategy: str
+    ops: list[str]
+    inputs: list[QuantizedTensor]
+    outputs: list[QuantizedTensor]
+    attempts: list[Attempt]
+    quantization: str
+    num_calibration_samples: int
+    seed: int
+    batch_size: int
+
+    @property
+    def size(self) -> int:
+        return len(self.tflite)
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the flatbuffer to `path` and returns it."""
+        path = Path(path)
+        path.write_bytes(self.tflite)
+        return path
+
+
+def convert(
+    model: Any,
+    representative_data: Any = None,
+    *,
+    quantization: str = "int8",
+    batch_size: int = 1,
+    num_calibration_samples: int = _calibration.DEFAULT_NUM_SAMPLES,
+    seed: int = 0,
+    strategies: list[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> ConversionResult:
+    """Converts a Keras 3 or tf_keras model to TFLite, by default full int8 for microcontrollers.
+
+    The conversion runs in a separate process: a converter crash or hang raises
+    `ConversionError` here and leaves the caller and its model untouched. Strategies are tried in
+    order until one converts; `result.attempts` says why each other one failed or was skipped.
+
+    Args:
+        model: A built Keras 3 (TensorFlow backend) or tf_keras model.
+        representative_data: Calibration data: numpy arrays, `(x, y)` tuples, dicts by input
+            name, a `tf.data.Dataset` (batched or not), a generator or a `keras.utils.PyDataset`.
+            Required for "int8", "int8_float_io" and "int16x8".
+        quantization: One of "int8" (int8 inputs and outputs, int8 ops only: what TFLite Micro
+            runs), "int8_float_io", "int16x8", "float16", "dynamic", "float32". Defaults to "int8".
+        batch_size: The converted model's fixed batch dimension. Defaults to 1.
+        num_calibration_samples: Samples drawn for calibration (samples, never batches).
+            Defaults to 500.
+        seed: Seed of the calibration draw. Defaults to 0.
+        strategies: Strategy names to try, in order. Defaults to all, in preference order.
+        timeout: Seconds one strategy may run before its worker is killed. Defaults to 600.
+
+    Returns:
+        A `ConversionResult`.
+
+    Raises:
+        ValueError: for a bad option, or data that does not match the model's inputs.
+        ConversionError: when no strategy converts the model.
+
+    Example:
+    ```python
+    result = keras_tflite.convert(model, x_train)
+    result.save("model.tflite")
+    print(result.strategy, result.ops)
+    ```
+    """
+    check_mode(quantization)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"Expected batch_size to be a positive integer. Received: {batch_size!r}.")
+    framework = framework_of(model)
+    names = _strategies.plan(framework, strategies)
+    calibration, inputs = _prepare_inputs(
+        model, representative_data, quantization, num_calibration_samples, seed
+    )
+    job_dir = Path(tempfile.mkdtemp(prefix="keras_tflite_job_"))
+    try:
+        _job.write(
+            job_dir, model, inputs, calibration, quantization=quantization, batch_size=batch_size
+        )
+        skipped, runnable = _skip_by_framework(names, framework)
+        ran = _worker.run(job_dir, runnable, timeout=timeout) if runnable else []
+        attempts = sorted(skipped + ran, key=lambda a: names.index(a.strategy))
+        converted = [a for a in attempts if a.status == "converted"]
+        if not converted:
+            raise ConversionError(_failure_message(attempts), attempts)
+        tflite = (job_dir / "model.tflite").read_bytes()
+    finally:
+        shutil.rmtree(job_dir, ignore_errors=True)
+    described_inputs, described_outputs = _describe(tflite, inputs, model)
+    return ConversionResult(
+        tflite=tflite,
+        strategy=converted[0].strategy,
+        ops=op_names(tflite),
+        inputs=described_inputs,
+        outputs=described_outputs,
+        attempts=attempts,
+        quantization=quantization,
+        num_calibration_samples=calibration.num_samples if quantization in CALIBRATED_MODES else 0,
+        seed=seed,
+        batch_size=batch_size,
+    )
+
+
+def _prepare_inputs(model, data, quantization, num_samples, seed):
+    declared = input_infos(model)
+    if data is None:
+        if quantization in CALIBRATED_MODES:
+            raise ValueError(
+                f"Expected representative_data for quantization={quantization!r}: int8 calibration "
+                "needs samples of the model's inputs. Received: None."
+            )
+        if declared is None:
+            raise ValueError(
+                "Expected representative_data: the model does not declare its inputs (a subclassed "
+                "model), so their shapes must come from a sample. Received: None."
+            )
+        data = {i.name: np.zeros((1, *i.shape), i.dtype) for i in declared}
+    calibration = _calibration.collect(data, declared, num_samples=num_samples, seed=seed)
+    inputs = declared or _calibration.model_inputs(calibration)
+    unknown = [i.name for i in inputs if None in i.shape]
+    if unknown and declared is not None:
+        inputs = [
+            TensorInfo(i.name, calibration.arrays[i.name].shape[1:], i.dtype) for i in inputs
+        ]
+    _calibration.check_dtypes(calibration, inputs, "representative_data")
+    return calibration, inputs
+
+
+def _skip_by_framework(names: list[str], framework: str) -> tuple[list[Attempt], list[str]]:
+    skipped, runnable = [], []
+    for name in names:
+        reason = _strategies.framework_skip_reason(_strategies.STRATEGIES[name], framework)
+        if reason:
+            skipped.append(Attempt(name, "skipped", reason))
+        else:
+            runnable.append(name)
+    return skipped, runnable
+
+
+def _failure_message(attempts: list[Attempt]) -> str:
+    lines = [f"  {a.strategy}: {a.status}{' - ' + a.reason if a.reason else ''}" for a in attempts]
+    return "No conversion strategy converted the model:\n" + "\n".join(lines)
+
+
+def _describe(tflite: bytes, inputs: list[TensorInfo], model: Any):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tflite)
+    in_details = _match_inputs(interpreter.get_input_details(), inputs)
+    out_details = sorted(interpreter.get_output_details(), key=lambda d: trailing_number(d["name"]))
+    names = output_names(model, len(out_details))
+    described_inputs = [dataclasses.replace(from_details(d), name=i.name) for d, i in in_details]
+    described_outputs = [
+        dataclasses.replace(from_details(d), name=n) for d, n in zip(out_details, names)
+    ]
+    return described_inputs, described_outputs
+
+
+def _match_inputs(details: list[dict], inputs: list[TensorInfo]) -> list[tuple[dict, TensorInfo]]:
+    """Pairs runtime input details with model inputs by name (signatures may reorder inputs)."""
+    by_name = {}
+    for info in inputs:
+        matches = [d for d in details if re.search(rf"(^|_){re.escape(info.name)}(:\d+)?$", d["name"])]
+        if len(matches) == 1:
+            by_name[info.name] = matches[0]
+    if len(by_name) == len(inputs):
+        return [(by_name[i.name], i) for i in inputs]
+    return list(zip(details, inputs))

@@ -1,0 +1,94 @@
+"""Reading a .tflite flatbuffer: ops in every subgraph, and each input's and output's quantization."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizedTensor:
+    """A model input or output as the runtime sees it."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float
+    zero_point: int
+
+    @property
+    def is_quantized(self) -> bool:
+        return self.scale != 0.0
+
+    def quantize(self, values: np.ndarray) -> np.ndarray:
+        """float -> the tensor's dtype, with round-to-nearest and saturation."""
+        dtype = np.dtype(self.dtype)
+        if not self.is_quantized:
+            return np.asarray(values).astype(dtype)
+        info = np.iinfo(dtype)
+        q = np.round(np.asarray(values, np.float64) / self.scale) + self.zero_point
+        return np.clip(q, info.min, info.max).astype(dtype)
+
+    def dequantize(self, values: np.ndarray) -> np.ndarray:
+        if not self.is_quantized:
+            return np.asarray(values)
+        return ((np.asarray(values, np.float32) - self.zero_point) * self.scale).astype(np.float32)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"shape": list(self.shape)}
+
+
+def from_details(detail: dict[str, Any]) -> QuantizedTensor:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return QuantizedTensor(
+        name=detail["name"],
+        shape=tuple(int(d) for d in detail["shape"]),
+        dtype=np.dtype(detail["dtype"]).name,
+        scale=float(scale),
+        zero_point=int(zero_point),
+    )
+
+
+def op_names(tflite: bytes) -> list[str]:
+    """Builtin (or custom) op names of every subgraph, in execution order, main subgraph first."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    model = schema.Model.GetRootAs(tflite, 0)
+    ops = []
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for o in range(subgraph.OperatorsLength()):
+            code = model.OperatorCodes(subgraph.Operators(o).OpcodeIndex())
+            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            if builtin == schema.BuiltinOperator.CUSTOM:
+                ops.append(code.CustomCode().decode())
+            else:
+                ops.append(names.get(builtin, str(builtin)))
+    return ops
+
+
+def display_name(runtime_name: str) -> str:
+    """'serving_default_series:0' -> 'series': the model's input name inside a runtime name."""
+    name = re.sub(r":\d+$", "", runtime_name)
+    return re.sub(r"^(serving_default|serve)_", "", name)
+
+
+def trailing_number(name: str) -> int:
+    """Orders outputs: converters name them 'Identity', 'Identity_1', ... or 'Call:0', 'Call:1'."""
+    match = re.search(r"[:_](\d+)$", name)
+    return int(match.group(1)) if match else 0
+
+
+def io_details(tflite: bytes) -> tuple[list[QuantizedTensor], list[QuantizedTensor]]:
+    """Inputs (runtime order) and outputs (creation order) of the main subgraph."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tflite)
+    inputs = [from_details(d) for d in interpreter.get_input_details()]
+    outputs = [from_details(d) for d in interpreter.get_output_details()]
+    inputs = [dataclasses.replace(t, name=display_name(t.name)) for t in inputs]
+    return inputs, sorted(outputs, key=lambda t: trailing_number(t.name))

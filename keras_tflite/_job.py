@@ -1,0 +1,132 @@
+"""A conversion job: written by the caller, carried out by the worker process."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_tflite import _strategies
+from keras_tflite._calibration import Calibration
+from keras_tflite._quantization import configure
+from keras_tflite._specs import TensorInfo, framework_of
+
+# The traced graph must reproduce the model before it is converted (the RNN bridge swaps kernels).
+_TRACE_TOLERANCE = 1e-4
+_TRACE_CHECK_SAMPLES = 4
+
+
+def write(
+    job_dir: Path,
+    model: Any,
+    inputs: list[TensorInfo],
+    calibration: Calibration,
+    *,
+    quantization: str,
+    batch_size: int,
+) -> None:
+    """Writes everything the worker needs; the caller's model is only read."""
+    framework = framework_of(model)
+    model.save(job_dir / "model.keras")
+    np.savez(job_dir / "calibration.npz", **calibration.arrays)
+    job = {
+        "framework": framework,
+        "inputs": [i.to_json() for i in inputs],
+        "quantization": quantization,
+        "batch_size": batch_size,
+        "imports": sorted(_custom_modules(model)),
+        "sys_path": [p for p in sys.path if p],
+    }
+    (job_dir / "job.json").write_text(json.dumps(job, indent=2))
+
+
+def _custom_modules(model: Any) -> set[str]:
+    """Modules defining the model's own classes, imported by the worker so Keras can find them."""
+    from keras_tflite._rnn import _walk
+
+    modules = set()
+    for layer in _walk(model):
+        module = type(layer).__module__
+        if not module.startswith(("keras.", "tf_keras.")) and module != "__main__":
+            modules.add(module)
+    return modules
+
+
+def load_model(job_dir: Path, job: dict[str, Any]) -> Any:
+    import importlib
+
+    for path in job["sys_path"]:
+        if path not in sys.path:
+            sys.path.append(path)
+    for module in job["imports"]:
+        importlib.import_module(module)
+    path = str(job_dir / "model.keras")
+    if job["framework"] == "tf_keras":
+        import tf_keras
+
+        return tf_keras.models.load_model(path, compile=False, safe_mode=False)
+    import keras
+
+    return keras.saving.load_model(path, compile=False, safe_mode=False)
+
+
+def skip_reason(name: str, model: Any) -> str | None:
+    strategy = _strategies.STRATEGIES[name]
+    return _strategies.framework_skip_reason(strategy, framework_of(model)) or strategy.skip_reason(
+        model
+    )
+
+
+def convert_with(name: str, model: Any, job_dir: Path, job: dict[str, Any]) -> bytes:
+    strategy = _strategies.STRATEGIES[name]
+    inputs = [TensorInfo.from_json(i) for i in job["inputs"]]
+    batch_size = job["batch_size"]
+    with np.load(job_dir / "calibration.npz") as stored:
+        arrays = {info.name: stored[info.name] for info in inputs}
+    batches = list(_batches(arrays, batch_size))
+
+    def check(traced) -> None:
+        _check_trace(traced, model, inputs, batches[:_TRACE_CHECK_SAMPLES])
+
+    converter = strategy.build(model, inputs, batch_size, check)
+
+    def representative_dataset():
+        for batch in batches:
+            yield batch
+
+    configure(converter, job["quantization"], representative_dataset)
+    with _strategies.quiet_tensorflow():
+        return converter.convert()
+
+
+def _batches(arrays: dict[str, np.ndarray], batch_size: int):
+    count = len(next(iter(arrays.values())))
+    usable = max(count - count % batch_size, batch_size)
+    order = np.arange(usable) % count
+    for start in range(0, usable, batch_size):
+        rows = order[start : start + batch_size]
+        yield {name: a[rows] for name, a in arrays.items()}
+
+
+def _check_trace(traced, model, inputs: list[TensorInfo], batches) -> None:
+    for batch in batches:
+        args = [batch[i.name] for i in inputs]
+        got = _flat(traced(*args))
+        expected = _flat(model(args[0] if len(args) == 1 else args, training=False))
+        for g, e in zip(got, expected):
+            diff = float(np.max(np.abs(g - e)))
+            if diff > _TRACE_TOLERANCE * (1.0 + float(np.max(np.abs(e)))):
+                raise ValueError(
+                    f"the traced graph does not reproduce the model (max abs difference {diff:.3g})"
+                )
+
+
+def _flat(outputs: Any) -> list[np.ndarray]:
+    if isinstance(outputs, dict):
+        outputs = list(outputs.values())
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]
+    return [np.asarray(o) for o in outputs]

@@ -1,0 +1,120 @@
+"""Running a .tflite model on float data: quantize -> invoke -> dequantize, any batch size."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_tflite._inspect import QuantizedTensor, io_details, op_names
+
+
+def _read(model: bytes | str | os.PathLike) -> bytes:
+    if isinstance(model, (bytes, bytearray)):
+        return bytes(model)
+    return Path(model).read_bytes()
+
+
+class _QuantizedRunner:
+    """What LiteRT and TFLite Micro runs share: input matching, batching, (de)quantization."""
+
+    def __init__(self, model: bytes | str | os.PathLike):
+        self.tflite = _read(model)
+        self.inputs, self.outputs = io_details(self.tflite)
+        self.ops = op_names(self.tflite)
+        self.batch_size = self.inputs[0].shape[0] if self.inputs[0].shape else 1
+
+    def predict(self, x: Any) -> np.ndarray | list[np.ndarray]:
+        """Runs float (or integer id) inputs of any batch size; returns float outputs.
+
+        Args:
+            x: One array for a single-input model; a list in input order or a dict by input name.
+
+        Returns:
+            One array for a single-output model, else a list in the model's output order.
+        """
+        arrays = self._by_input(x)
+        count = len(arrays[0])
+        results: list[list[np.ndarray]] = [[] for _ in self.outputs]
+        for start in range(0, count, self.batch_size):
+            rows = np.arange(start, start + self.batch_size) % count  # pads the last batch
+            quantized = [t.quantize(a[rows]) for t, a in zip(self.inputs, arrays)]
+            raw = self._invoke(quantized)
+            keep = min(self.batch_size, count - start)
+            for out, tensor, value in zip(results, self.outputs, raw):
+                out.append(tensor.dequantize(value)[:keep])
+        outputs = [np.concatenate(chunks) for chunks in results]
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def _by_input(self, x: Any) -> list[np.ndarray]:
+        if isinstance(x, Mapping):
+            missing = [t.name for t in self.inputs if t.name not in x]
+            if missing:
+                raise ValueError(
+                    f"Expected inputs keyed by {[t.name for t in self.inputs]}. "
+                    f"Received keys: {sorted(x)}."
+                )
+            arrays = [np.asarray(x[t.name]) for t in self.inputs]
+        else:
+            arrays = [np.asarray(v) for v in (x if isinstance(x, Sequence) else [x])]
+        if len(arrays) != len(self.inputs):
+            raise ValueError(
+                f"Expected {len(self.inputs)} input(s) {[t.name for t in self.inputs]}. "
+                f"Received: {len(arrays)}."
+            )
+        for tensor, array in zip(self.inputs, arrays):
+            if tuple(array.shape[1:]) != tuple(tensor.shape[1:]):
+                raise ValueError(
+                    f"Expected input '{tensor.name}' with per-sample shape {tuple(tensor.shape[1:])}."
+                    f" Received: an array of shape {tuple(array.shape)}."
+                )
+        return arrays
+
+    def _invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+
+class TFLiteModel(_QuantizedRunner):
+    """A .tflite model in the LiteRT interpreter, run on float data.
+
+    Inputs are quantized with each tensor's scale and zero point, outputs dequantized; integer
+    inputs (token ids) pass through. Recurrent state kept by LiteRT in variable tensors is reset
+    before every batch, so each sample is an independent sequence.
+
+    Args:
+        model: The flatbuffer bytes or a path to a `.tflite` file.
+        num_threads: LiteRT interpreter threads. Defaults to 1.
+
+    Example:
+    ```python
+    model = keras_tflite.TFLiteModel("model.tflite")
+    y = model.predict(x_val)
+    ```
+    """
+
+    def __init__(self, model: bytes | str | os.PathLike, *, num_threads: int = 1):
+        super().__init__(model)
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_content=self.tflite, num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        self._input_index = _runtime_indices(self.interpreter.get_input_details(), self.inputs)
+        self._output_index = _runtime_indices(self.interpreter.get_output_details(), self.outputs)
+
+    def _invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        self.interpreter.reset_all_variables()
+        for index, value in zip(self._input_index, inputs):
+            self.interpreter.set_tensor(index, value)
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(i) for i in self._output_index]
+
+
+def _runtime_indices(details: list[dict], tensors: list[QuantizedTensor]) -> list[int]:
+    from keras_tflite._inspect import display_name
+
+    by_name = {display_name(d["name"]): d["index"] for d in details}
+    by_name.update({d["name"]: d["index"] for d in details})
+    return [by_name[t.name] for t in tensors]
