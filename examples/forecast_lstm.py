@@ -52,10 +52,14 @@ def main() -> None:
     degrees = lambda a, b: float(np.mean(np.abs(a - b)) * std)  # noqa: E731
 
     print(f"\nSaved {path} ({result.size} bytes, strategy {result.strategy}, ops {result.ops})")
-    print(f"Forecast MAE vs truth, °F: float {degrees(float_pred, y_val):.2f}, "
-          f"int8 LiteRT {degrees(lite_pred, y_val):.2f}, int8 TFLite Micro {degrees(micro_pred, y_val):.2f}")
-    print(f"int8 vs float MAE, °F: LiteRT {degrees(lite_pred, float_pred):.3f}, "
-          f"TFLite Micro {degrees(micro_pred, float_pred):.3f}; TFLite Micro arena {micro.arena_bytes} bytes")
+    print(
+        f"Forecast MAE vs truth, °F: float {degrees(float_pred, y_val):.2f}, "
+        f"int8 LiteRT {degrees(lite_pred, y_val):.2f}, int8 TFLite Micro {degrees(micro_pred, y_val):.2f}"
+    )
+    print(
+        f"int8 vs float MAE, °F: LiteRT {degrees(lite_pred, float_pred):.3f}, "
+        f"TFLite Micro {degrees(micro_pred, float_pred):.3f}; TFLite Micro arena {micro.arena_bytes} bytes"
+    )
 
 
 if __name__ == "__main__":

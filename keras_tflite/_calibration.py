@@ -70,7 +70,9 @@ def collect(
     rng = np.random.default_rng(seed)
     in_memory = _as_arrays(data)
     if in_memory is not None:
-        chosen, indices, available = _draw_from_arrays(in_memory, inputs, num_samples, rng, argument)
+        chosen, indices, available = _draw_from_arrays(
+            in_memory, inputs, num_samples, rng, argument
+        )
     else:
         chosen, indices, available = _draw_from_stream(data, inputs, num_samples, rng, argument)
     if available == 0:
@@ -144,7 +146,11 @@ def _default_names(count: int) -> list[str]:
 
 
 def _numpy(value: Any) -> np.ndarray:
-    return value.numpy() if _is_tensor(value) and not isinstance(value, np.ndarray) else np.asarray(value)
+    return (
+        value.numpy()
+        if _is_tensor(value) and not isinstance(value, np.ndarray)
+        else np.asarray(value)
+    )
 
 
 def _draw_from_arrays(data, inputs, num_samples, rng, argument):
@@ -243,7 +249,12 @@ def _shape_fits(expected: tuple, received: tuple) -> bool:
 
 
 def _shape_str(shape: tuple) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    return (
+        "("
+        + ", ".join("None" if d is None else str(d) for d in shape)
+        + ("," if len(shape) == 1 else "")
+        + ")"
+    )
 
 
 def _check_values(calibration: Calibration, argument: str) -> None:

@@ -171,9 +171,7 @@ def _prepare_inputs(model, data, quantization, num_samples, seed):
     inputs = declared or _calibration.model_inputs(calibration)
     unknown = [i.name for i in inputs if None in i.shape]
     if unknown and declared is not None:
-        inputs = [
-            TensorInfo(i.name, calibration.arrays[i.name].shape[1:], i.dtype) for i in inputs
-        ]
+        inputs = [TensorInfo(i.name, calibration.arrays[i.name].shape[1:], i.dtype) for i in inputs]
     _calibration.check_dtypes(calibration, inputs, "representative_data")
     return calibration, inputs
 
@@ -212,7 +210,9 @@ def _match_inputs(details: list[dict], inputs: list[TensorInfo]) -> list[tuple[d
     """Pairs runtime input details with model inputs by name (signatures may reorder inputs)."""
     by_name = {}
     for info in inputs:
-        matches = [d for d in details if re.search(rf"(^|_){re.escape(info.name)}(:\d+)?$", d["name"])]
+        matches = [
+            d for d in details if re.search(rf"(^|_){re.escape(info.name)}(:\d+)?$", d["name"])
+        ]
         if len(matches) == 1:
             by_name[info.name] = matches[0]
     if len(by_name) == len(inputs):

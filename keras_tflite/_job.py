@@ -93,9 +93,8 @@ def convert_with(name: str, model: Any, job_dir: Path, job: dict[str, Any]) -> b
 
     converter = strategy.build(model, inputs, batch_size, check)
 
-    def representative_dataset():
-        for batch in batches:
-            yield batch
+    def representative_dataset():  # batches keyed by input name: signatures may reorder inputs
+        yield from batches
 
     configure(converter, job["quantization"], representative_dataset)
     with _strategies.quiet_tensorflow():

@@ -1,9 +1,14 @@
-"""The RNN bridge: Keras 3 recurrent layers traced in forms the TFLite converter fuses.
+"""The RNN bridge: Keras 3 layers traced, for conversion only, in forms that convert to int8.
 
-Keras 3's LSTM carries no `api_implements` annotation, so the converter turns it into a WHILE
-loop, whose int8 calibration crashes. tf_keras' LSTM implementation carries the annotation the
-converter recognises (`lstm_<uuid>`), and then becomes one UNIDIRECTIONAL_SEQUENCE_LSTM op. While
-tracing for conversion we route Keras 3's LSTM through it, with the same weights.
+- LSTM: Keras 3's carries no `api_implements` annotation, so the converter makes a WHILE loop
+  whose int8 calibration crashes. tf_keras' implementation carries the one the converter
+  recognises (`lstm_<uuid>`) and becomes one UNIDIRECTIONAL_SEQUENCE_LSTM op: we route Keras 3's
+  LSTM through it, with the same weights.
+- GRU and SimpleRNN: no fused op exists, Keras' loop crashes the calibrator, and unrolling costs
+  ~280 KB of graph metadata. We trace a small `tf.while_loop` whose every loop variable changes
+  each step (a loop-invariant input makes the int8 calibrator read a null tensor and segfault:
+  measured with gdb), so it calibrates, and TFLite Micro runs its WHILE op.
+- Embedding: one GATHER instead of Keras 3's negative-index SELECT, which TFLite Micro lacks.
 """
 
 from __future__ import annotations
@@ -137,3 +142,147 @@ def plain_take() -> Iterator[None]:
         yield
     finally:
         backend.numpy.take = original
+
+
+def _named_op(function: Any) -> Any:
+    """A Keras activation as the TensorFlow op the converter maps to TANH / LOGISTIC."""
+    import tensorflow as tf
+
+    ops = {"tanh": tf.tanh, "sigmoid": tf.sigmoid, "relu": tf.nn.relu, "linear": tf.identity}
+    return ops.get(_named(function), function)
+
+
+def _rows(inputs: Any) -> Any:
+    """[1, T, F] -> [T, F]; anything else takes Keras' own path."""
+    import tensorflow as tf
+
+    shape = inputs.shape
+    if shape.rank != 3 or shape[0] != 1 or shape[1] is None:
+        raise NotImplementedError
+    return tf.reshape(inputs, [shape[1], shape[2]])
+
+
+def _time_loop(x_rows, h0, step, return_sequences: bool, seed_rows):
+    """Runs `h = step(x_t, h)` over the rows of `x_rows` [T, F]; returns (last, outputs, [h]).
+
+    Each step reads row 0 and rotates the rows; for sequences, a [T, U] buffer is shifted and
+    the new state appended, so after T steps it holds h_1..h_T. `seed_rows` fills that buffer
+    with values in the state's range (a zeros constant would be stored as float32).
+    """
+    import tensorflow as tf
+
+    steps, units = x_rows.shape[0], h0.shape[-1]
+
+    def body(t, h, rows, *buffer):
+        h_new = step(rows[:1], h)
+        rotated = tf.concat([rows[1:], rows[:1]], 0)
+        if not return_sequences:
+            return t + 1, h_new, rotated
+        return t + 1, h_new, rotated, tf.concat([buffer[0][1:], h_new], 0)
+
+    loop_vars = [tf.constant(0), h0, x_rows] + ([seed_rows] if return_sequences else [])
+    result = tf.while_loop(lambda t, *_: t < steps, body, loop_vars, maximum_iterations=steps)
+    last = result[1]
+    outputs = tf.reshape(result[3] if return_sequences else last, [1, -1, units])
+    return last, outputs, [last]
+
+
+def _compact_gru(
+    inputs,
+    initial_state,
+    mask,
+    kernel,
+    recurrent_kernel,
+    bias,
+    activation,
+    recurrent_activation,
+    return_sequences=False,
+    go_backwards=False,
+    unroll=False,
+    time_major=False,
+    reset_after=True,
+):
+    """Keras 3's `backend.gru` hook, answered with the compact loop (batch 1 only)."""
+    import tensorflow as tf
+
+    if mask is not None or time_major or unroll:
+        raise NotImplementedError
+    x = _rows(inputs)
+    x = tf.reverse(x, [0]) if go_backwards else x
+    w, r = _value(kernel), _value(recurrent_kernel)
+    units = r.shape[0]
+    act, gate = _named_op(activation), _named_op(recurrent_activation)
+    b = (
+        _value(bias)
+        if bias is not None
+        else tf.zeros([2, 3 * units] if reset_after else [3 * units])
+    )
+    b_in, b_rec = (b[0], b[1]) if reset_after else (b, None)
+
+    def step(x_t, h):
+        x_zr = tf.matmul(x_t, w[:, : 2 * units]) + b_in[: 2 * units]
+        x_h = tf.matmul(x_t, w[:, 2 * units :]) + b_in[2 * units :]
+        if reset_after:
+            z, r_gate = tf.split(
+                gate(x_zr + tf.matmul(h, r[:, : 2 * units]) + b_rec[: 2 * units]), 2, -1
+            )
+            candidate = act(x_h + r_gate * (tf.matmul(h, r[:, 2 * units :]) + b_rec[2 * units :]))
+        else:
+            z, r_gate = tf.split(gate(x_zr + tf.matmul(h, r[:, : 2 * units])), 2, -1)
+            candidate = act(x_h + tf.matmul(r_gate * h, r[:, 2 * units :]))
+        return candidate + z * (h - candidate)
+
+    h0 = tf.reshape(
+        initial_state[0] if isinstance(initial_state, (list, tuple)) else initial_state, [1, units]
+    )
+    seed = tf.tanh(tf.matmul(x, w[:, :units])) if return_sequences else None
+    return _time_loop(x, h0, step, return_sequences, seed)
+
+
+def _compact_simple_rnn_loop(original):
+    """A replacement for SimpleRNN.inner_loop that takes the compact loop when it can."""
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        import tensorflow as tf
+
+        cell = self.cell
+        if mask is not None or self.unroll or sequences.shape[0] != 1:
+            return original(self, sequences, initial_state, mask, training)
+        x = _rows(sequences)
+        x = tf.reverse(x, [0]) if self.go_backwards else x
+        w, r = _value(cell.kernel), _value(cell.recurrent_kernel)
+        b = _value(cell.bias) if cell.bias is not None else tf.zeros([r.shape[0]])
+        act = _named_op(cell.activation) if cell.activation is not None else tf.identity
+        h0 = initial_state[0] if isinstance(initial_state, (list, tuple)) else initial_state
+        h0 = tf.reshape(h0, [1, r.shape[0]])
+        seed = tf.tanh(tf.matmul(x, w)) if self.return_sequences else None
+        step = lambda x_t, h: act(tf.matmul(x_t, w) + b + tf.matmul(h, r))  # noqa: E731
+        return _time_loop(x, h0, step, self.return_sequences, seed)
+
+    return inner_loop
+
+
+@contextlib.contextmanager
+def compact_loops() -> Iterator[None]:
+    """Within this context, Keras 3 GRU and SimpleRNN (batch 1) trace to the compact loop."""
+    import keras.src.backend as backend
+    from keras.src.layers.rnn.simple_rnn import SimpleRNN
+
+    original_gru, original_loop = backend.gru, SimpleRNN.__dict__.get("inner_loop")
+    backend.gru = _compact_gru
+    SimpleRNN.inner_loop = _compact_simple_rnn_loop(SimpleRNN.inner_loop)
+    try:
+        yield
+    finally:
+        backend.gru = original_gru
+        if original_loop is None:
+            del SimpleRNN.inner_loop
+        else:
+            SimpleRNN.inner_loop = original_loop
+
+
+@contextlib.contextmanager
+def conversion_forms() -> Iterator[None]:
+    """Every bridge at once: fused LSTM, compact GRU/SimpleRNN loops, plain Embedding lookups."""
+    with fused_lstm(), compact_loops(), plain_take():
+        yield

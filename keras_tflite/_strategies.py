@@ -75,7 +75,7 @@ def _frozen_keras_function(model: Any, inputs: list[TensorInfo], batch_size: int
 def build_keras_frozen(model, inputs, batch_size, check):
     import tensorflow as tf
 
-    with _rnn.fused_lstm(), _rnn.plain_take():
+    with _rnn.conversion_forms():
         function = _frozen_keras_function(model, inputs, batch_size)
     check(lambda *args: function(*args))
     # With a trackable object the converter takes its current path; without, a deprecated

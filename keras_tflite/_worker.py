@@ -19,7 +19,20 @@ from pathlib import Path
 from typing import Any
 
 # Lines of TensorFlow's start-up chatter that say nothing about a conversion.
-_NOISE = ("warnings.warn", "migration guide", "Warning:", "cuda", "cuInit", "oneDNN", "rebuild TensorFlow", "absl::InitializeLog", "TF-TRT", "E0000", "W0000", "I0000")
+_NOISE = (
+    "warnings.warn",
+    "migration guide",
+    "Warning:",
+    "cuda",
+    "cuInit",
+    "oneDNN",
+    "rebuild TensorFlow",
+    "absl::InitializeLog",
+    "TF-TRT",
+    "E0000",
+    "W0000",
+    "I0000",
+)
 _ENTRY = "import sys; from keras_tflite._worker import main; sys.exit(main(sys.argv[1:]))"
 # Set by tests to inject a real fault into a real worker: "<strategy>:segfault" or "<strategy>:hang".
 FAULT_VARIABLE = "KERAS_TFLITE_INJECT_FAULT"
@@ -160,7 +173,10 @@ def main(argv: list[str]) -> int:
     try:
         model = _job.load_model(job_dir, job)
     except Exception as error:  # noqa: BLE001 - reported to the caller verbatim
-        _emit(job_dir, {"load_error": f"Could not rebuild the model in the conversion worker: {error}"})
+        _emit(
+            job_dir,
+            {"load_error": f"Could not rebuild the model in the conversion worker: {error}"},
+        )
         return 3
     for name in strategies:
         skip = _job.skip_reason(name, model)
@@ -201,4 +217,3 @@ def _inject_fault(strategy: str) -> None:
     if fault == "hang":
         while True:
             time.sleep(60)
-

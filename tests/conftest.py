@@ -63,7 +63,10 @@ def build(name: str, framework: str = "keras", seed: int = 0):
     if name == "two_input":
         meta = k.Input((4,), name="meta")
         h = L.Concatenate()([L.LSTM(8)(seq), L.Dense(4, activation="relu")(meta)])
-        return k.Model([seq, meta], [L.Dense(1, name="level")(h), L.Dense(3, activation="softmax", name="kind")(h)])
+        return k.Model(
+            [seq, meta],
+            [L.Dense(1, name="level")(h), L.Dense(3, activation="softmax", name="kind")(h)],
+        )
     if name == "embedding_lstm":
         tokens = k.Input((STEPS,), dtype="int32", name="tokens")
         # Embeddings of unit scale, so the untrained output spans more than a few int8 steps.

@@ -47,8 +47,16 @@ TF_KERAS = [
     pytest.param("two_input", marks=CONVERTER_DEFECT),
     "embedding_lstm",
 ]
-FUSED_LSTMS = {"lstm": 1, "stacked_lstm": 2, "lstm_sequences": 1, "bidirectional_lstm": 2,
-               "conv_lstm": 1, "two_input": 1, "embedding_lstm": 1}
+FUSED_LSTMS = {
+    "lstm": 1,
+    "stacked_lstm": 2,
+    "lstm_sequences": 1,
+    "bidirectional_lstm": 2,
+    "conv_lstm": 1,
+    "two_input": 1,
+    "embedding_lstm": 1,
+}
+
 
 def normalized_mae(got: np.ndarray, expected: np.ndarray) -> float:
     return float(np.mean(np.abs(got - expected)) / (np.std(expected) + 1e-6))
@@ -156,7 +164,9 @@ def test_quantization_modes(mode, input_dtype, calibrated):
 
 
 def test_unknown_quantization_mode_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"one of 'int8', 'int8_float_io'.*Received: quantization='int4'"):
+    with pytest.raises(
+        ValueError, match=r"one of 'int8', 'int8_float_io'.*Received: quantization='int4'"
+    ):
         keras_tflite.convert(build("mlp"), np.zeros((4, 8), np.float32), quantization="int4")
 
 
@@ -172,3 +182,16 @@ def test_fixed_batch_size_option():
     assert result.inputs[0].shape == (4, 24, 3)
     got = keras_tflite.TFLiteModel(result.tflite).predict(data["series"][:10])
     assert got.shape == (10, 1)
+
+
+def test_gru_and_simple_rnn_convert_as_compact_loops_within_3x_the_fused_lstm():
+    sizes = {}
+    for name in ("lstm", "gru", "simple_rnn"):
+        model = build(name)
+        result = keras_tflite.convert(model, sample_inputs(model, 100))
+        assert result.strategy == "keras_frozen", result.attempts
+        sizes[name] = result.size
+        if name != "lstm":
+            assert "WHILE" in result.ops and len(result.ops) < 60
+    assert sizes["gru"] <= 3 * sizes["lstm"]
+    assert sizes["simple_rnn"] <= 3 * sizes["lstm"]
