@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 from conftest import build, keras_predict, sample_inputs
@@ -195,3 +196,30 @@ def test_gru_and_simple_rnn_convert_as_compact_loops_within_3x_the_fused_lstm():
             assert "WHILE" in result.ops and len(result.ops) < 60
     assert sizes["gru"] <= 3 * sizes["lstm"]
     assert sizes["simple_rnn"] <= 3 * sizes["lstm"]
+
+
+@keras.saving.register_keras_serializable(package="keras_tflite_tests")
+class SubclassedForecaster(keras.Model):
+    """A subclassed model: the worker rebuilds it by importing this module."""
+
+    def __init__(self, units=8, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.lstm = keras.layers.LSTM(units)
+        self.head = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.head(self.lstm(x))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def test_subclassed_keras3_model_converts_once_built():
+    model = SubclassedForecaster()
+    data = sample_inputs(build("lstm"), 100)["series"]
+    expected = model(data[:16]).numpy()
+    result = keras_tflite.convert(model, data)
+    assert result.ops.count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 1
+    got = keras_tflite.MicroModel(result.tflite).predict(data[:16])
+    assert normalized_mae(got, expected) < MAX_NORMALIZED_MAE
