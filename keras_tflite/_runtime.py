@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ def _read(model: bytes | str | os.PathLike) -> bytes:
     return Path(model).read_bytes()
 
 
-class _QuantizedRunner:
+class _QuantizedRunner(abc.ABC):
     """What LiteRT and TFLite Micro runs share: input matching, batching, (de)quantization."""
 
     def __init__(self, model: bytes | str | os.PathLike):
@@ -73,8 +74,9 @@ class _QuantizedRunner:
                 )
         return arrays
 
+    @abc.abstractmethod
     def _invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        raise NotImplementedError
+        """Runs one batch of already-quantized inputs; returns the raw outputs."""
 
 
 class TFLiteModel(_QuantizedRunner):
