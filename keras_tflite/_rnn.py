@@ -158,7 +158,7 @@ def _rows(inputs: Any) -> Any:
 
     shape = inputs.shape
     if shape.rank != 3 or shape[0] != 1 or shape[1] is None:
-        raise NotImplementedError
+        raise NotImplementedError  # Keras falls back to its generic loop.
     return tf.reshape(inputs, [shape[1], shape[2]])
 
 
@@ -206,7 +206,7 @@ def _compact_gru(
     import tensorflow as tf
 
     if mask is not None or time_major or unroll:
-        raise NotImplementedError
+        raise NotImplementedError  # Keras falls back to its generic loop.
     x = _rows(inputs)
     x = tf.reverse(x, [0]) if go_backwards else x
     w, r = _value(kernel), _value(recurrent_kernel)

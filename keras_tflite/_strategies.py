@@ -27,8 +27,6 @@ class Strategy:
     # Returns why the strategy does not apply to this model, or None when it does.
     skip_reason: Callable[[Any], str | None]
     build: Callable[..., Any]
-    # Signature-based converters take calibration samples keyed by input name, not by position.
-    feeds_by_name: bool = False
 
 
 def _no_reason(model: Any) -> None:
@@ -134,7 +132,6 @@ STRATEGIES: dict[str, Strategy] = {
             "Keras 3 ExportArchive SavedModel with a fixed-batch signature",
             _no_reason,
             build_keras_saved_model,
-            feeds_by_name=True,
         ),
         Strategy(
             "tf_keras_concrete",
