@@ -281,6 +281,91 @@ def compact_loops() -> Iterator[None]:
             SimpleRNN.inner_loop = original_loop
 
 
+def _compact_tf_keras_rnn(original):
+    """tf_keras' `backend.rnn`, answered with the rotating loop when the input is [1, T, F]."""
+
+    def rnn(
+        step_function,
+        inputs,
+        initial_states,
+        go_backwards=False,
+        mask=None,
+        constants=None,
+        unroll=False,
+        input_length=None,
+        time_major=False,
+        zero_output_for_mask=False,
+        return_all_outputs=True,
+    ):
+        import tensorflow as tf
+
+        if mask is not None or constants or unroll or time_major or inputs.shape.rank != 3:
+            return original(
+                step_function,
+                inputs,
+                initial_states,
+                go_backwards,
+                mask,
+                constants,
+                unroll,
+                input_length,
+                time_major,
+                zero_output_for_mask,
+                return_all_outputs,
+            )
+        try:
+            x = _rows(inputs)
+        except NotImplementedError:
+            return original(
+                step_function,
+                inputs,
+                initial_states,
+                go_backwards,
+                mask,
+                constants,
+                unroll,
+                input_length,
+                time_major,
+                zero_output_for_mask,
+                return_all_outputs,
+            )
+        x = tf.reverse(x, [0]) if go_backwards else x
+        steps, units = x.shape[0], initial_states[0].shape[-1]
+
+        def body(t, rows, buffer, *states):
+            output, new_states = step_function(rows[:1], list(states))
+            rotated = tf.concat([rows[1:], rows[:1]], 0)
+            return (t + 1, rotated, tf.concat([buffer[1:], output], 0), *new_states)
+
+        # Zeros computed at run time: a constant [T, U] seed would be stored as float32.
+        seed = x[:, :1] * tf.zeros([1, units], x.dtype)
+        result = tf.while_loop(
+            lambda t, *_: t < steps,
+            body,
+            [tf.constant(0), x, seed, *initial_states],
+            maximum_iterations=steps,
+        )
+        buffer, states = result[2], list(result[3:])
+        last = buffer[-1:]
+        outputs = tf.reshape(buffer if return_all_outputs else last, [1, -1, units])
+        return last, outputs, states
+
+    return rnn
+
+
+@contextlib.contextmanager
+def compact_tf_keras_loops() -> Iterator[None]:
+    """Within this context, tf_keras GRU and SimpleRNN (batch 1) trace to the rotating loop."""
+    from tf_keras.src import backend
+
+    original = backend.rnn
+    backend.rnn = _compact_tf_keras_rnn(original)
+    try:
+        yield
+    finally:
+        backend.rnn = original
+
+
 @contextlib.contextmanager
 def conversion_forms() -> Iterator[None]:
     """Every bridge at once: fused LSTM, compact GRU/SimpleRNN loops, plain Embedding lookups."""

@@ -100,9 +100,10 @@ def build_keras_saved_model(model, inputs, batch_size, check):
 def build_tf_keras_concrete(model, inputs, batch_size, check):
     import tensorflow as tf
 
-    function = tf.function(lambda *args: _call(model, args)).get_concrete_function(
-        *_specs(inputs, batch_size)
-    )
+    with _rnn.compact_tf_keras_loops():
+        function = tf.function(lambda *args: _call(model, args)).get_concrete_function(
+            *_specs(inputs, batch_size)
+        )
     check(lambda *args: function(*args))
     return tf.lite.TFLiteConverter.from_concrete_functions([function], model)
 

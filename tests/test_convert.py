@@ -44,6 +44,8 @@ TF_KERAS = [
     "mlp",
     "conv2d_bn",
     "lstm",
+    "gru",
+    "simple_rnn",
     "bidirectional_lstm",
     pytest.param("two_input", marks=CONVERTER_DEFECT),
     "embedding_lstm",
@@ -98,6 +100,7 @@ def test_keras3_architecture_converts_to_int8_that_both_runtimes_run(name):
 def test_tf_keras_architecture_converts_to_int8_that_both_runtimes_run(name):
     _, result, expected, lite, micro = _convert_and_run(name, "tf_keras")
     assert result.strategy == "tf_keras_concrete"
+    assert len(result.ops) < 60  # recurrent layers as fused ops or compact loops, never unrolled
     _check(name, result, expected, lite, micro)
 
 
