@@ -100,7 +100,7 @@ def build_keras_saved_model(model, inputs, batch_size, check):
 def build_tf_keras_concrete(model, inputs, batch_size, check):
     import tensorflow as tf
 
-    with _rnn.compact_tf_keras_loops():
+    with _rnn.tf_keras_forms():
         function = tf.function(lambda *args: _call(model, args)).get_concrete_function(
             *_specs(inputs, batch_size)
         )
