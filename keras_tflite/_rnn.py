@@ -82,7 +82,7 @@ def _fused_lstm(
         zero_output_for_mask=False,
         return_sequences=return_sequences,
     )
-    return _scale_barrier(last), _scale_barrier(outputs), [h, c]
+    return last, outputs, [h, c]
 
 
 def _scale_barrier(hidden: Any) -> Any:
@@ -109,13 +109,26 @@ def _value(variable: Any) -> Any:
     return variable.value if hasattr(variable, "value") else variable
 
 
+def needs_scale_barrier(model: Any) -> bool:
+    """Whether an LSTM output may meet a CONCATENATION: Bidirectional, Concatenate, or a
+    subclassed model whose call we cannot see."""
+    if type(model).__name__ not in ("Functional", "Sequential"):
+        return True
+    return any(type(layer).__name__ in ("Bidirectional", "Concatenate") for layer in _walk(model))
+
+
+def _fused_lstm_with_barrier(*args, **kwargs):
+    last, outputs, states = _fused_lstm(*args, **kwargs)
+    return _scale_barrier(last), _scale_barrier(outputs), states
+
+
 @contextlib.contextmanager
-def fused_lstm() -> Iterator[None]:
+def fused_lstm(barrier: bool) -> Iterator[None]:
     """Within this context, Keras 3 LSTM layers trace to the converter-fusable LSTM."""
     import keras.src.backend as backend
 
     original = backend.lstm
-    backend.lstm = _fused_lstm
+    backend.lstm = _fused_lstm_with_barrier if barrier else _fused_lstm
     try:
         yield
     finally:
@@ -370,9 +383,9 @@ def _compact_tf_keras_rnn(original):
 
 
 @contextlib.contextmanager
-def tf_keras_forms() -> Iterator[None]:
+def tf_keras_forms(barrier: bool) -> Iterator[None]:
     """tf_keras while tracing: GRU and SimpleRNN (batch 1) as the rotating loop, and the same
-    scale barrier after each fused LSTM as for Keras 3."""
+    scale barrier after each fused LSTM as for Keras 3 when `barrier`."""
     from tf_keras.src import backend
     from tf_keras.src.layers.rnn import lstm
 
@@ -380,6 +393,8 @@ def tf_keras_forms() -> Iterator[None]:
 
     def lstm_with_barrier(**kwargs):
         last, outputs, h, c, runtime = original_lstm(**kwargs)
+        if not barrier:
+            return last, outputs, h, c, runtime
         return _scale_barrier(last), _scale_barrier(outputs), h, c, runtime
 
     backend.rnn = _compact_tf_keras_rnn(original_rnn)
@@ -391,7 +406,7 @@ def tf_keras_forms() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def conversion_forms() -> Iterator[None]:
+def conversion_forms(barrier: bool) -> Iterator[None]:
     """Every bridge at once: fused LSTM, compact GRU/SimpleRNN loops, plain Embedding lookups."""
-    with fused_lstm(), compact_loops(), plain_take():
+    with fused_lstm(barrier), compact_loops(), plain_take():
         yield

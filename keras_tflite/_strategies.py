@@ -73,7 +73,7 @@ def _frozen_keras_function(model: Any, inputs: list[TensorInfo], batch_size: int
 def build_keras_frozen(model, inputs, batch_size, check):
     import tensorflow as tf
 
-    with _rnn.conversion_forms():
+    with _rnn.conversion_forms(_rnn.needs_scale_barrier(model)):
         function = _frozen_keras_function(model, inputs, batch_size)
     check(lambda *args: function(*args))
     # With a trackable object the converter takes its current path; without, a deprecated
@@ -100,7 +100,7 @@ def build_keras_saved_model(model, inputs, batch_size, check):
 def build_tf_keras_concrete(model, inputs, batch_size, check):
     import tensorflow as tf
 
-    with _rnn.tf_keras_forms():
+    with _rnn.tf_keras_forms(_rnn.needs_scale_barrier(model)):
         function = tf.function(lambda *args: _call(model, args)).get_concrete_function(
             *_specs(inputs, batch_size)
         )

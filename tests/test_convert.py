@@ -105,7 +105,6 @@ def test_keras3_lstm_is_fused_and_as_small_as_tf_keras():
     reference = keras_tflite.convert(legacy, data)
     assert ours.strategy == "keras_frozen"
     assert ours.ops.count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 1
-    # Both carry the identity FULLY_CONNECTED scale barrier (units^2 bytes): the same size.
     assert ours.size <= 1.05 * reference.size
 
 
