@@ -1,13 +1,15 @@
-"""Forecast the next hour's temperature with a Keras 3 LSTM and ship it as full int8 TFLite.
+"""Forecast the next hour's temperature with a Keras 3 LSTM, exporting full int8 TFLite as it trains.
 
-Trains on vega_datasets' hourly Seattle temperatures (5-day windows), converts with
-keras_tflite.convert, and measures the int8 model in LiteRT and in TFLite Micro.
+Trains on vega_datasets' hourly Seattle temperatures (5-day windows) with TFLiteExportCallback in
+`model.fit`: each epoch's model is converted, judged in LiteRT and TFLite Micro, and the best
+deployable one is kept in exports/best/ (model.tflite, model_data.h/.cc, manifest.json).
 Run: python examples/forecast_lstm.py [--epochs N] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -16,50 +18,41 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import seattle  # noqa: E402
 
-import keras_tflite  # noqa: E402
+from keras_tflite import TFLiteExportCallback  # noqa: E402
 
 
 def build_model() -> keras.Model:
     inputs = keras.Input((seattle.STEPS, 3), name="series")
     hidden = keras.layers.LSTM(16)(inputs)
-    return keras.Model(inputs, keras.layers.Dense(1, name="next_temp")(hidden))
+    model = keras.Model(inputs, keras.layers.Dense(1, name="next_temp")(hidden))
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    return model
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--out", default="exports")
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
-    (x_train, y_train), (x_val, y_val), (_, std) = seattle.windows()
+    train, val, (_, std) = seattle.windows()
     model = build_model()
-    model.compile(optimizer="adam", loss="mse")
-    model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=args.epochs, batch_size=64)
+    export = TFLiteExportCallback(args.out, train, val)  # the one line
+    model.fit(*train, validation_data=val, epochs=args.epochs, batch_size=64, callbacks=[export])
 
-    result = keras_tflite.convert(model, (x_train, y_train))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = result.save(out / "forecast_lstm.tflite")
-
-    float_pred = model.predict(x_val, verbose=0)
-    lite_pred = keras_tflite.TFLiteModel(path).predict(x_val)
-    micro = keras_tflite.MicroModel(path)
-    micro_pred = micro.predict(x_val)
-    degrees = lambda a, b: float(np.mean(np.abs(a - b)) * std)  # noqa: E731
-
-    print(f"\nSaved {path} ({result.size} bytes, strategy {result.strategy}, ops {result.ops})")
-    print(
-        f"Forecast MAE vs truth, °F: float {degrees(float_pred, y_val):.2f}, "
-        f"int8 LiteRT {degrees(lite_pred, y_val):.2f}, int8 TFLite Micro {degrees(micro_pred, y_val):.2f}"
-    )
-    print(
-        f"int8 vs float MAE, °F: LiteRT {degrees(lite_pred, float_pred):.3f}, "
-        f"TFLite Micro {degrees(micro_pred, float_pred):.3f}; TFLite Micro arena {micro.arena_bytes} bytes"
-    )
+    best = Path(args.out) / "best"
+    manifest = json.loads((best / "manifest.json").read_text())
+    metrics = manifest["metrics"]
+    print(f"\nDeployable model: {best.resolve()} (epoch {manifest['epoch']})")
+    print(f"  {manifest['model_bytes']} bytes, ops {manifest['ops']}, "
+          f"TFLite Micro arena {int(metrics['tflite_arena_bytes'])} bytes")
+    print(f"  forecast MAE {metrics['tflite_val_mae'] * std:.2f} °F (int8, LiteRT); "
+          f"int8 vs float {metrics['tflite_mae_vs_float'] * std:.3f} °F in LiteRT, "
+          f"{metrics['tflite_micro_mae_vs_float'] * std:.3f} °F in TFLite Micro")
+    print(f"  C array for Arduino / TFLite Micro: {best / 'model_data.cc'}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,16 @@ from keras_tflite._runtime import TFLiteModel
 from keras_tflite._strategies import STRATEGIES
 from keras_tflite._worker import Attempt
 
+
+def __getattr__(name: str):
+    # The callback imports Keras; `import keras_tflite` stays cheap until it is used.
+    if name == "TFLiteExportCallback":
+        from keras_tflite.callbacks import TFLiteExportCallback
+
+        return TFLiteExportCallback
+    raise AttributeError(f"module 'keras_tflite' has no attribute {name!r}")
+
+
 try:
     __version__ = version("keras-tflite")
 except PackageNotFoundError:  # running from a source tree
@@ -26,6 +36,7 @@ __all__ = [
     "QUANTIZATION_MODES",
     "QuantizedTensor",
     "STRATEGIES",
+    "TFLiteExportCallback",
     "TFLiteModel",
     "convert",
 ]

@@ -121,7 +121,7 @@ def convert(
         raise ValueError(f"Expected batch_size to be a positive integer. Received: {batch_size!r}.")
     framework = framework_of(model)
     names = _strategies.plan(framework, strategies)
-    calibration, inputs = _prepare_inputs(
+    calibration, inputs = prepare_inputs(
         model, representative_data, quantization, num_calibration_samples, seed
     )
     job_dir = Path(tempfile.mkdtemp(prefix="keras_tflite_job_"))
@@ -129,19 +129,29 @@ def convert(
         _job.write(
             job_dir, model, inputs, calibration, quantization=quantization, batch_size=batch_size
         )
-        skipped, runnable = _skip_by_framework(names, framework)
-        ran = _worker.run(job_dir, runnable, timeout=timeout) if runnable else []
-        attempts = sorted(skipped + ran, key=lambda a: names.index(a.strategy))
-        converted = [a for a in attempts if a.status == "converted"]
-        if not converted:
-            raise ConversionError(_failure_message(attempts), attempts)
-        tflite = (job_dir / "model.tflite").read_bytes()
+        tflite, attempts = run_job(job_dir, names, framework, timeout)
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
+    return describe_result(
+        tflite, attempts, model, inputs, calibration, quantization, seed, batch_size
+    )
+
+
+def run_job(job_dir: Path, names: list[str], framework: str, timeout: float):
+    """Runs the strategies on a written job; returns (flatbuffer, attempts)."""
+    skipped, runnable = _skip_by_framework(names, framework)
+    ran = _worker.run(job_dir, runnable, timeout=timeout) if runnable else []
+    attempts = sorted(skipped + ran, key=lambda a: names.index(a.strategy))
+    if not any(a.status == "converted" for a in attempts):
+        raise ConversionError(_failure_message(attempts), attempts)
+    return (job_dir / "model.tflite").read_bytes(), attempts
+
+
+def describe_result(tflite, attempts, model, inputs, calibration, quantization, seed, batch_size):
     described_inputs, described_outputs = _describe(tflite, inputs, model)
     return ConversionResult(
         tflite=tflite,
-        strategy=converted[0].strategy,
+        strategy=next(a.strategy for a in attempts if a.status == "converted"),
         ops=op_names(tflite),
         inputs=described_inputs,
         outputs=described_outputs,
@@ -153,7 +163,7 @@ def convert(
     )
 
 
-def _prepare_inputs(model, data, quantization, num_samples, seed):
+def prepare_inputs(model, data, quantization, num_samples, seed):
     declared = input_infos(model)
     if data is None:
         if quantization in CALIBRATED_MODES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,25 @@ def write(
     *,
     quantization: str,
     batch_size: int,
+    model_file: Path | None = None,
+    weights: list[np.ndarray] | None = None,
+    validation: dict[str, np.ndarray] | None = None,
 ) -> None:
-    """Writes everything the worker needs; the caller's model is only read."""
+    """Writes everything the worker needs; the caller's model is only read.
+
+    `model_file` reuses a `.keras` file saved earlier (its architecture), `weights` then replaces
+    its weights (a training snapshot), and `validation` asks the worker to judge the result.
+    """
     framework = framework_of(model)
-    model.save(job_dir / "model.keras")
+    if model_file is None:
+        model.save(job_dir / "model.keras")
+    else:
+        os.link(model_file, job_dir / "model.keras")
     np.savez(job_dir / "calibration.npz", **calibration.arrays)
+    if weights is not None:
+        np.savez(job_dir / "weights.npz", *weights)
+    if validation is not None:
+        np.savez(job_dir / "validation.npz", **validation)
     job = {
         "framework": framework,
         "inputs": [i.to_json() for i in inputs],
@@ -67,10 +82,54 @@ def load_model(job_dir: Path, job: dict[str, Any]) -> Any:
     if job["framework"] == "tf_keras":
         import tf_keras
 
-        return tf_keras.models.load_model(path, compile=False, safe_mode=False)
+        return _with_weights(
+            tf_keras.models.load_model(path, compile=False, safe_mode=False), job_dir
+        )
     import keras
 
-    return keras.saving.load_model(path, compile=False, safe_mode=False)
+    model = keras.saving.load_model(path, compile=False, safe_mode=False)
+    return _with_weights(model, job_dir)
+
+
+def _with_weights(model: Any, job_dir: Path) -> Any:
+    weights_path = job_dir / "weights.npz"
+    if weights_path.exists():
+        with np.load(weights_path) as stored:
+            model.set_weights([stored[f"arr_{i}"] for i in range(len(stored.files))])
+    return model
+
+
+def judge(model: Any, tflite: bytes, job_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
+    """Runs float, LiteRT and TFLite Micro on the validation inputs; writes `judged.npz`.
+
+    Returns:
+        What is not an array: TFLite Micro's arena bytes, or why TFLite Micro could not run it.
+    """
+    from keras_tflite._micro import MicroModel
+    from keras_tflite._runtime import TFLiteModel
+
+    inputs = [TensorInfo.from_json(i) for i in job["inputs"]]
+    with np.load(job_dir / "validation.npz") as stored:
+        arrays = [stored[i.name] for i in inputs]
+    expected = _flat(model.predict(arrays[0] if len(arrays) == 1 else arrays, verbose=0))
+    outputs = {f"float_{i}": a for i, a in enumerate(expected)}
+    named = {i.name: a for i, a in zip(inputs, arrays)}
+    outputs |= {f"litert_{i}": a for i, a in enumerate(_flat(TFLiteModel(tflite).predict(named)))}
+    report: dict[str, Any] = {}
+    try:
+        micro = MicroModel(tflite)
+        outputs |= {f"micro_{i}": a for i, a in enumerate(_flat(micro.predict(named)))}
+        report["arena_bytes"] = micro.arena_bytes
+    except RuntimeError as error:  # an op TFLite Micro lacks: reported, not fatal
+        report["micro_error"] = f"{error}: {_worker_last_messages(job_dir)}"
+    np.savez(job_dir / "judged.npz", **outputs)
+    return report
+
+
+def _worker_last_messages(job_dir: Path) -> str:
+    from keras_tflite._worker import last_messages
+
+    return last_messages(job_dir / "worker.log", count=2)
 
 
 def skip_reason(name: str, model: Any) -> str | None:

@@ -194,6 +194,9 @@ def main(argv: list[str]) -> int:
             continue
         (job_dir / "model.tflite").write_bytes(tflite)
         _emit(job_dir, {"attempt": Attempt(name, "converted", "", _since(began)).to_json()})
+        if (job_dir / "validation.npz").exists():
+            _emit(job_dir, {"judging": name})
+            _emit(job_dir, {"judged": _job.judge(model, tflite, job_dir, job)})
         return 0
     return 2
 

@@ -1,3 +1,5 @@
-"""Keras callbacks. `TFLiteExportCallback` arrives with the callback issue; the engine is ready."""
+"""Keras callbacks."""
 
-__all__: list[str] = []
+from keras_tflite.callbacks._export_callback import TFLiteExportCallback
+
+__all__ = ["TFLiteExportCallback"]

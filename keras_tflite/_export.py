@@ -1,0 +1,194 @@
+"""One model, many exports: prepared once at train begin, then a weights snapshot per export."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_tflite import _calibration, _job, _strategies
+from keras_tflite._convert import ConversionResult, describe_result, prepare_inputs, run_job
+from keras_tflite._fidelity import fidelity
+from keras_tflite._specs import framework_of
+
+DEFAULT_VALIDATION_SAMPLES = 256
+
+
+@dataclasses.dataclass
+class Judged:
+    """An export's outcome: the converted model, its outputs on validation data, and metrics."""
+
+    result: ConversionResult | None
+    metrics: dict[str, float]
+    quantized_outputs: list[np.ndarray]
+    float_outputs: list[np.ndarray]
+    micro_error: str | None
+    error: str | None
+    seconds: float
+
+
+@dataclasses.dataclass
+class Validation:
+    inputs: dict[str, np.ndarray]
+    targets: list[np.ndarray] | None
+
+
+class Exporter:
+    """Holds what every export of one model shares: its architecture file, calibration and
+    validation samples. `export(weights)` converts and judges one snapshot in a worker process."""
+
+    def __init__(
+        self,
+        model: Any,
+        representative_data: Any,
+        validation_data: Any,
+        *,
+        quantization: str,
+        batch_size: int,
+        num_calibration_samples: int,
+        seed: int,
+        strategies: list[str] | None,
+        timeout: float,
+    ):
+        self.framework = framework_of(model)
+        self.strategies = _strategies.plan(self.framework, strategies)
+        self.quantization, self.batch_size, self.seed = quantization, batch_size, seed
+        self.timeout = timeout
+        self.calibration, self.inputs = prepare_inputs(
+            model, representative_data, quantization, num_calibration_samples, seed
+        )
+        self.validation = self._validation(validation_data or representative_data, seed)
+        self.held_out = validation_data is None
+        self._work = Path(tempfile.mkdtemp(prefix="keras_tflite_export_"))
+        self._model = model
+        self.model_file = self._work / "model.keras"
+        model.save(self.model_file)
+
+    def _validation(self, data: Any, seed: int) -> Validation:
+        pairs = _pairs(data, self.inputs)
+        rng = np.random.default_rng(seed + 1)
+        chosen = sorted(
+            rng.choice(len(pairs), min(len(pairs), DEFAULT_VALIDATION_SAMPLES), replace=False)
+        )
+        inputs = {i.name: np.stack([pairs[c][0][i.name] for c in chosen]) for i in self.inputs}
+        if any(p[1] is None for p in pairs):
+            return Validation(inputs, None)
+        targets = [np.stack([pairs[c][1][k] for c in chosen]) for k in range(len(pairs[0][1]))]
+        return Validation(inputs, targets)
+
+    def export(self, weights: list[np.ndarray]) -> Judged:
+        began = time.perf_counter()
+        job_dir = Path(tempfile.mkdtemp(prefix="job_", dir=self._work))
+        try:
+            _job.write(
+                job_dir,
+                self._model,
+                self.inputs,
+                self.calibration,
+                quantization=self.quantization,
+                batch_size=self.batch_size,
+                model_file=self.model_file,
+                weights=weights,
+                validation=self.validation.inputs,
+            )
+            tflite, attempts = run_job(job_dir, self.strategies, self.framework, self.timeout)
+            result = describe_result(
+                tflite,
+                attempts,
+                self._model,
+                self.inputs,
+                self.calibration,
+                self.quantization,
+                self.seed,
+                self.batch_size,
+            )
+            return self._judge(job_dir, result, began)
+        except Exception as error:  # noqa: BLE001 - an export failure never stops training
+            return Judged(None, {}, [], [], None, f"{type(error).__name__}: {error}", _since(began))
+        finally:
+            shutil.rmtree(job_dir, ignore_errors=True)
+
+    def _judge(self, job_dir: Path, result: ConversionResult, began: float) -> Judged:
+        events = [
+            json.loads(x)
+            for x in (job_dir / "progress.jsonl").read_text().splitlines()
+            if x.endswith("}")
+        ]
+        report = next((e["judged"] for e in events if "judged" in e), None)
+        if report is None:
+            message = "judging crashed the worker (LiteRT or TFLite Micro)"
+            return Judged(result, {}, [], [], None, message, _since(began))
+        with np.load(job_dir / "judged.npz") as stored:
+            arrays = {k: stored[k] for k in stored.files}
+        count = len(result.outputs)
+        expected = [arrays[f"float_{i}"] for i in range(count)]
+        litert = [arrays[f"litert_{i}"] for i in range(count)]
+        metrics = {f"{k}_vs_float": v for k, v in fidelity(expected, litert).items()}
+        micro_error = report.get("micro_error")
+        if micro_error is None:
+            micro = [arrays[f"micro_{i}"] for i in range(count)]
+            metrics |= {f"micro_{k}_vs_float": v for k, v in fidelity(expected, micro).items()}
+            metrics["micro_max_lsb_vs_litert"] = _max_lsb(result, litert, micro)
+            metrics["arena_bytes"] = float(report["arena_bytes"])
+        metrics["model_bytes"] = float(result.size)
+        return Judged(result, metrics, litert, expected, micro_error, None, _since(began))
+
+    def close(self) -> None:
+        shutil.rmtree(self._work, ignore_errors=True)
+
+
+def _max_lsb(result: ConversionResult, litert: list[np.ndarray], micro: list[np.ndarray]) -> float:
+    """Largest output difference between the runtimes, in steps of each output's int8 scale."""
+    steps = [
+        np.max(np.abs(a - b)) / t.scale if t.scale else np.max(np.abs(a - b))
+        for t, a, b in zip(result.outputs, litert, micro)
+    ]
+    return float(np.round(max(steps), 3))
+
+
+def _pairs(data: Any, inputs) -> list[tuple[dict, list | None]]:
+    """(inputs by name, targets) per sample, from (x, y) arrays, datasets or generators."""
+    in_memory = _calibration._as_arrays(data)
+    elements = [data] if in_memory is not None else _calibration._elements(data, "validation_data")
+    pairs = []
+    for element in itertools.islice(elements, _calibration.MAX_SCANNED_SAMPLES):
+        x = _calibration._features(element)
+        y = element[1] if isinstance(element, tuple) and len(element) in (2, 3) else None
+        named = {
+            n: _calibration._numpy(v)
+            for n, v in _calibration._by_name(x, inputs, "validation_data").items()
+        }
+        targets = (
+            None
+            if y is None
+            else [_calibration._numpy(t) for t in (y if isinstance(y, (list, tuple)) else [y])]
+        )
+        batched = in_memory is not None or _calibration._is_batched(
+            named, inputs, len(pairs), "validation_data"
+        )
+        if not batched:
+            pairs.append((named, targets))
+            continue
+        for i in range(len(next(iter(named.values())))):
+            pairs.append(
+                (
+                    {n: a[i] for n, a in named.items()},
+                    None if targets is None else [t[i] for t in targets],
+                )
+            )
+    if not pairs:
+        raise ValueError(
+            "Expected validation_data to hold at least one sample. Received: no samples."
+        )
+    return pairs
+
+
+def _since(began: float) -> float:
+    return round(time.perf_counter() - began, 2)

@@ -1,0 +1,355 @@
+"""TFLiteExportCallback: export during model.fit, judge the int8 model, keep the best deployable."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from keras_tflite import _artifacts
+from keras_tflite._calibration import DEFAULT_NUM_SAMPLES
+from keras_tflite._export import Exporter, Judged
+from keras_tflite._fidelity import is_flat_line
+from keras_tflite._quantization import check_mode
+from keras_tflite.callbacks._task_metrics import task_metrics
+
+_MODES = ("auto", "min", "max")
+
+
+class TFLiteExportCallback(keras.callbacks.Callback):
+    """Exports the model to TFLite while it trains, judges it, and keeps the best deployable one.
+
+    At each export the callback snapshots the weights (milliseconds) and returns; conversion and
+    judging run in a background worker process. Results join the epoch's `logs` as `tflite_*`
+    keys (the int8 model's `tflite_val_loss` and metrics, its error against float), and the best
+    exportable model lands in `directory/best/` with a C array and a manifest.
+
+    Args:
+        directory: Where exports, `best/` and `history.jsonl` are written.
+        representative_data: Calibration data, any form `keras_tflite.convert` takes.
+        validation_data: `(x, y)` data to judge each export on. Defaults to a held-out part of
+            `representative_data` (with a warning).
+        quantization: Quantization mode. Defaults to "int8".
+        export_freq: "epoch", or an integer number of batches. Defaults to "epoch".
+        monitor: The logs key that picks the best export. Defaults to "tflite_val_loss".
+        mode: "auto", "min" or "max". Defaults to "auto".
+        min_delta: Smallest change that counts as an improvement. Defaults to 0.
+        initial_value_threshold: A value the first best must beat. Defaults to None.
+        max_error: Largest `tflite_mae_vs_float` an exportable model may have. Defaults to None.
+        save_best_only: Keep only the best export's files. Defaults to True.
+        blocking: Convert on the training thread, so results join the same epoch's logs.
+            Defaults to False.
+        c_symbol: Name of the C array. Defaults to "g_model".
+        num_calibration_samples: Calibration samples (not batches). Defaults to 500.
+        seed: Seed of the calibration and validation draws. Defaults to 0.
+        strategies: Conversion strategies to try, in order. Defaults to all.
+        timeout: Seconds one conversion strategy may run. Defaults to 600.
+        verbose: 1 prints one line per export. Defaults to 1.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        representative_data: Any,
+        validation_data: Any = None,
+        *,
+        quantization: str = "int8",
+        export_freq: str | int = "epoch",
+        monitor: str = "tflite_val_loss",
+        mode: str = "auto",
+        min_delta: float = 0.0,
+        initial_value_threshold: float | None = None,
+        max_error: float | None = None,
+        save_best_only: bool = True,
+        blocking: bool = False,
+        c_symbol: str = "g_model",
+        num_calibration_samples: int = DEFAULT_NUM_SAMPLES,
+        seed: int = 0,
+        strategies: list[str] | None = None,
+        timeout: float = 600.0,
+        verbose: int = 1,
+    ):
+        super().__init__()
+        self.directory = Path(directory)
+        self.representative_data, self.validation_data = representative_data, validation_data
+        self.quantization = check_mode(quantization)
+        self.export_freq = _check_freq(export_freq)
+        if mode not in _MODES:
+            raise ValueError(f"Expected mode to be one of {_MODES}. Received: mode={mode!r}.")
+        self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
+        self.initial_value_threshold, self.max_error = initial_value_threshold, max_error
+        self.save_best_only, self.blocking, self.verbose = save_best_only, blocking, verbose
+        self.c_symbol, self.num_calibration_samples = c_symbol, num_calibration_samples
+        self.seed, self.timeout, self.strategies = seed, timeout, strategies
+        _artifacts.c_array(b"", c_symbol)  # validates the symbol now, not after training
+        _check_writable(self.directory)
+        self.best: float | None = initial_value_threshold
+        self._lock = threading.Lock()
+        self._pending: dict[str, Any] | None = None
+        self._draining: Future | None = None
+        self._finished: list[dict[str, Any]] = []
+        self._last_batch_seen, self._batches_since_export, self._step = -1, 0, 0
+
+    # ---- Keras hooks --------------------------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        self._exporter = Exporter(
+            self.model,
+            self.representative_data,
+            self.validation_data,
+            quantization=self.quantization,
+            batch_size=1,
+            num_calibration_samples=self.num_calibration_samples,
+            seed=self.seed,
+            strategies=self.strategies,
+            timeout=self.timeout,
+        )
+        if self.validation_data is None:
+            import warnings
+
+            warnings.warn(
+                "TFLiteExportCallback got no validation_data: judging exports on "
+                f"{len(next(iter(self._exporter.validation.inputs.values())))} samples drawn from "
+                "representative_data, which the calibration also saw.",
+                stacklevel=2,
+            )
+        self._better = _comparison(self.mode, self.monitor)
+        previous = _artifacts.read_manifest(self.directory / "best")
+        if previous is not None and previous.get("monitor") == self.monitor:
+            self.best = previous["value"]
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tflite-export")
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Under steps_per_execution Keras reports every Nth batch: count the batches in between.
+        steps = batch + 1 if batch <= self._last_batch_seen else batch - self._last_batch_seen
+        self._step += steps
+        self._last_batch_seen = batch
+        if self.export_freq == "epoch":
+            return
+        self._batches_since_export += steps
+        if self._batches_since_export >= self.export_freq:
+            self._batches_since_export = 0
+            self._export(self._epoch, dict(logs or {}))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._last_batch_seen = epoch, -1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            logs = {}
+        if self.export_freq == "epoch":
+            self._export(epoch, dict(logs))
+        self._report_into(logs)
+
+    def on_train_end(self, logs=None):
+        draining = self._draining
+        if draining is not None:
+            draining.result(timeout=self.timeout * 4 + 300)
+        self._report_into(logs if logs is not None else {})
+        self._executor.shutdown(wait=True)
+        self._exporter.close()
+
+    # ---- exporting ----------------------------------------------------------------------------
+
+    def _export(self, epoch: int, logs: dict[str, Any]) -> None:
+        snapshot = {
+            "epoch": epoch,
+            "step": self._step,
+            "logs": logs,
+            "weights": self.model.get_weights(),
+        }
+        if self.blocking:
+            self._finished.append(self._process(snapshot))
+            return
+        with self._lock:
+            self._pending = snapshot  # a newer snapshot replaces one still waiting: latest wins
+            if self._draining is None or self._draining.done():
+                self._draining = self._executor.submit(self._drain)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                snapshot, self._pending = self._pending, None
+            if snapshot is None:
+                return
+            record = self._process(snapshot)
+            with self._lock:
+                self._finished.append(record)
+
+    def _process(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        judged = self._exporter.export(snapshot["weights"])
+        logs = self._tflite_logs(judged)
+        merged = {**snapshot["logs"], **logs}
+        reason = self._not_exportable(judged, logs)
+        value = merged.get(self.monitor)
+        improved = reason is None and value is not None and self._improves(float(value))
+        record = {
+            "epoch": snapshot["epoch"] + 1,
+            "step": snapshot["step"],
+            "time": _now(),
+            "exportable": reason is None,
+            "reason": reason,
+            "monitor": self.monitor,
+            "value": None if value is None else float(value),
+            "new_best": improved,
+            "metrics": logs,
+            "seconds": judged.seconds,
+        }
+        if judged.result is not None and (improved or not self.save_best_only):
+            record["path"] = str(self._write(judged, record, best=improved))
+        if improved:
+            self.best = float(value)
+        _artifacts.append_line(self.directory / "history.jsonl", record)
+        return record | {"logs": logs}
+
+    def _tflite_logs(self, judged: Judged) -> dict[str, float]:
+        if judged.result is None:
+            return {}
+        logs = {f"tflite_{k}": v for k, v in judged.metrics.items()}
+        targets = self._exporter.validation.targets
+        for name, value in task_metrics(self.model, targets, judged.quantized_outputs).items():
+            logs[f"tflite_val_{name}"] = value
+        return logs
+
+    def _not_exportable(self, judged: Judged, logs: dict[str, float]) -> str | None:
+        if judged.error:
+            return judged.error
+        if judged.micro_error:
+            return f"TFLite Micro cannot run it: {judged.micro_error}"
+        metrics = {k.removeprefix("tflite_").removesuffix("_vs_float"): v for k, v in logs.items()}
+        if is_flat_line(metrics):
+            return (
+                f"flat-line output: int8 variance is {metrics['variance_ratio']:.3f} of float's "
+                "(too few or unrepresentative calibration samples)"
+            )
+        if self.max_error is not None and logs["tflite_mae_vs_float"] > self.max_error:
+            return f"tflite_mae_vs_float {logs['tflite_mae_vs_float']:.4g} > max_error {self.max_error}"
+        return None
+
+    def _improves(self, value: float) -> bool:
+        return self.best is None or self._better(value, self.best, self.min_delta)
+
+    def _write(self, judged: Judged, record: dict[str, Any], *, best: bool) -> Path:
+        name = f"epoch{record['epoch']:04d}-step{record['step']:07d}-{time.time_ns()}"
+        target = self.directory / "exports" / name
+        _artifacts.write_model_set(
+            target, judged.result.tflite, _manifest(judged, record, self), c_symbol=self.c_symbol
+        )
+        if best:
+            previous = (
+                (self.directory / "best").resolve()
+                if (self.directory / "best").is_symlink()
+                else None
+            )
+            _artifacts.point_link(self.directory / "best", target)
+            if self.save_best_only and previous is not None and previous != target.resolve():
+                _remove_tree(previous)
+        return target
+
+    # ---- reporting ----------------------------------------------------------------------------
+
+    def _report_into(self, logs: dict[str, Any]) -> None:
+        with self._lock:
+            finished, self._finished = self._finished, []
+        for record in finished:
+            if self.verbose:
+                print(_line(record, self.directory), flush=True)
+        if finished:
+            logs.update(finished[-1]["logs"])
+
+
+def _check_freq(export_freq: Any) -> str | int:
+    if export_freq == "epoch" or (
+        isinstance(export_freq, int) and not isinstance(export_freq, bool) and export_freq > 0
+    ):
+        return export_freq
+    raise ValueError(
+        f"Expected export_freq to be 'epoch' or a positive number of batches. Received: {export_freq!r}."
+    )
+
+
+def _check_writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(
+            f"Expected directory to be a writable folder. Received: {str(directory)!r} ({error.strerror})."
+        ) from error
+
+
+def _comparison(mode: str, monitor: str):
+    maximize = mode == "max" or (
+        mode == "auto" and any(k in monitor for k in ("acc", "auc", "cosine", "snr", "agreement"))
+    )
+    if maximize:
+        return lambda value, best, delta: value - delta > best
+    return lambda value, best, delta: value + delta < best
+
+
+def _manifest(
+    judged: Judged, record: dict[str, Any], callback: TFLiteExportCallback
+) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    result = judged.result
+    return {
+        "epoch": record["epoch"],
+        "step": record["step"],
+        "time": record["time"],
+        "monitor": record["monitor"],
+        "value": record["value"],
+        "metrics": record["metrics"],
+        "quantization": result.quantization,
+        "strategy": result.strategy,
+        "ops": result.ops,
+        "inputs": [t.to_json() for t in result.inputs],
+        "outputs": [t.to_json() for t in result.outputs],
+        "attempts": [a.to_json() for a in result.attempts],
+        "calibration": {"samples": result.num_calibration_samples, "seed": result.seed},
+        "model_bytes": result.size,
+        "c_symbol": callback.c_symbol,
+        "versions": {
+            p: version(p)
+            for p in ("keras-tflite", "tensorflow", "keras", "ai-edge-litert", "tflite-micro")
+        },
+    }
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _line(record: dict[str, Any], directory: Path) -> str:
+    logs = record["logs"]
+    head = f"Epoch {record['epoch']}: "
+    if not record["exportable"] and not logs:
+        return head + f"export failed: {record['reason']}"
+    parts = [f"int8 {logs.get('tflite_model_bytes', 0) / 1024:.1f} KB"]
+    if "tflite_arena_bytes" in logs:
+        parts.append(f"arena {logs['tflite_arena_bytes'] / 1024:.1f} KB")
+    if record["value"] is not None:
+        parts.append(f"{record['monitor']} {record['value']:.4g}")
+    parts.append(f"MAE vs float {logs.get('tflite_mae_vs_float', float('nan')):.3g}")
+    tail = (
+        f"new best, saved to {directory / 'best'}"
+        if record["new_best"]
+        else ("not exportable: " + record["reason"])
+        if not record["exportable"]
+        else "not better"
+    )
+    return head + ", ".join(parts) + " - " + tail

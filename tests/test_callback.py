@@ -1,0 +1,164 @@
+"""TFLiteExportCallback in real model.fit runs: logs, best-keeping, artifacts, failures survived."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import keras
+import numpy as np
+import pytest
+from conftest import build, sample_inputs
+
+from keras_tflite import TFLiteExportCallback, TFLiteModel
+from keras_tflite._artifacts import read_manifest
+
+
+@pytest.fixture(scope="module")
+def data():
+    x = sample_inputs(build("lstm"), 240)["series"]
+    y = (x[:, -1, :1] * 0.5).astype(np.float32)
+    return (x[:160], y[:160]), (x[160:], y[160:])
+
+
+def _model():
+    model = build("lstm")
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    return model
+
+
+def _history(directory):
+    return [json.loads(line) for line in (directory / "history.jsonl").read_text().splitlines()]
+
+
+def test_blocking_exports_join_each_epochs_logs_and_keep_the_best(tmp_path, data):
+    train, val = data
+    callback = TFLiteExportCallback(tmp_path, train, val, blocking=True, verbose=0)
+    history = _model().fit(*train, epochs=3, batch_size=32, callbacks=[callback], verbose=0)
+    losses = history.history["tflite_val_loss"]
+    assert len(losses) == 3 and len(history.history["tflite_val_mae"]) == 3
+    assert all(v < 0.05 for v in history.history["tflite_mae_vs_float"])
+    records = _history(tmp_path)
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    best_epoch = 1 + int(np.argmin(losses))
+    manifest = read_manifest(tmp_path / "best")
+    assert manifest is not None and manifest["epoch"] == best_epoch
+    assert manifest["value"] == pytest.approx(min(losses))
+    assert manifest["ops"].count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 1
+    assert manifest["inputs"][0]["name"] == "series"
+
+
+def test_c_array_holds_exactly_the_tflite_bytes(tmp_path, data):
+    train, val = data
+    callback = TFLiteExportCallback(
+        tmp_path, train, val, blocking=True, c_symbol="forecast", verbose=0
+    )
+    _model().fit(*train, epochs=1, callbacks=[callback], verbose=0)
+    tflite = (tmp_path / "best" / "model.tflite").read_bytes()
+    source = (tmp_path / "best" / "model_data.cc").read_text()
+    header = (tmp_path / "best" / "model_data.h").read_text()
+    body = source.split("{", 1)[1].split("}", 1)[0]
+    assert bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", body)) == tflite
+    assert "alignas(16) const unsigned char forecast[]" in source
+    assert f"const unsigned int forecast_len = {len(tflite)};" in source
+    assert (
+        "#ifndef FORECAST_DATA_H_" in header and "extern const unsigned int forecast_len;" in header
+    )
+    np.testing.assert_allclose(
+        TFLiteModel(tflite).predict(val[0][:4]), TFLiteModel(tflite).predict(val[0][:4])
+    )
+
+
+def test_background_exports_do_not_block_and_finish_by_train_end(tmp_path, data, capsys):
+    train, val = data
+    callback = TFLiteExportCallback(tmp_path, train, val, verbose=1)
+    _model().fit(*train, epochs=3, batch_size=32, callbacks=[callback], verbose=0)
+    records = _history(tmp_path)
+    assert 1 <= len(records) <= 3 and records[-1]["epoch"] == 3  # stale snapshots coalesce
+    assert read_manifest(tmp_path / "best") is not None
+    assert re.search(
+        r"Epoch 3: int8 [\d.]+ KB, arena [\d.]+ KB, tflite_val_loss", capsys.readouterr().out
+    )
+
+
+def test_export_every_n_batches(tmp_path, data):
+    train, val = data
+    callback = TFLiteExportCallback(tmp_path, train, val, export_freq=3, blocking=True, verbose=0)
+    _model().fit(*train, epochs=1, batch_size=32, callbacks=[callback], verbose=0)  # 5 batches
+    assert [r["step"] for r in _history(tmp_path)] == [3]
+
+
+def test_crashing_conversions_never_stop_fit(tmp_path, data, monkeypatch):
+    monkeypatch.setenv("KERAS_TFLITE_INJECT_FAULT", "keras_frozen:segfault")
+    train, val = data
+    callback = TFLiteExportCallback(
+        tmp_path, train, val, strategies=["keras_frozen"], blocking=True, verbose=0
+    )
+    history = _model().fit(*train, epochs=2, callbacks=[callback], verbose=0)
+    assert len(history.history["loss"]) == 2
+    records = _history(tmp_path)
+    assert len(records) == 2 and not any(r["exportable"] for r in records)
+    assert "SIGSEGV" in records[0]["reason"]
+    assert not (tmp_path / "best").exists()
+
+
+def test_flat_line_model_is_detected_and_never_kept(tmp_path, data):
+    train, val = data
+    # Calibration on near-constant inputs: int8 ranges too narrow for real data.
+    narrow = np.full_like(train[0], 0.01) + np.random.default_rng(0).normal(0, 1e-3, train[0].shape)
+    callback = TFLiteExportCallback(
+        tmp_path, narrow.astype(np.float32), val, blocking=True, verbose=0
+    )
+    model = _model()
+    model.fit(*train, epochs=1, callbacks=[callback], verbose=0)
+    (record,) = _history(tmp_path)
+    assert not record["exportable"] and "flat-line" in record["reason"]
+    assert not (tmp_path / "best").exists()
+
+
+def test_early_stopping_can_watch_the_int8_loss(tmp_path, data):
+    train, val = data
+    export = TFLiteExportCallback(tmp_path, train, val, blocking=True, verbose=0)
+    # Keras cannot infer the direction of a key it did not create: say mode="min".
+    stop = keras.callbacks.EarlyStopping(
+        monitor="tflite_val_loss", mode="min", patience=0, min_delta=10.0
+    )
+    history = _model().fit(*train, epochs=5, callbacks=[export, stop], verbose=0)
+    assert len(history.history["loss"]) == 2  # no improvement of 10.0 after the first epoch
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"quantization": "int4"}, "Expected quantization to be one of"),
+        (
+            {"export_freq": 0},
+            "Expected export_freq to be 'epoch' or a positive number of batches. Received: 0",
+        ),
+        (
+            {"mode": "best"},
+            r"Expected mode to be one of \('auto', 'min', 'max'\). Received: mode='best'",
+        ),
+        ({"c_symbol": "model-data"}, "Expected c_symbol to be a C identifier"),
+    ],
+)
+def test_bad_options_fail_at_construction(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TFLiteExportCallback(tmp_path, np.zeros((4, 24, 3), np.float32), **kwargs)
+
+
+def test_unwritable_directory_fails_at_construction(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(
+        ValueError, match="Expected directory to be a writable folder. Received: '.*a_file/exports'"
+    ):
+        TFLiteExportCallback(blocker / "exports", np.zeros((4, 24, 3), np.float32))
+
+
+def test_mismatched_data_fails_before_the_first_epoch(tmp_path):
+    model = _model()
+    callback = TFLiteExportCallback(tmp_path, np.zeros((50, 10, 3), np.float32), verbose=0)
+    with pytest.raises(ValueError, match=r"input 'series'.*\(24, 3\) in batches.*\(50, 10, 3\)"):
+        model.fit(np.zeros((8, 24, 3)), np.zeros((8, 1)), epochs=3, callbacks=[callback], verbose=0)
+    assert not (tmp_path / "history.jsonl").exists()
