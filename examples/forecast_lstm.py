@@ -46,12 +46,16 @@ def main() -> None:
     best = Path(args.out) / "best"
     manifest = json.loads((best / "manifest.json").read_text())
     metrics = manifest["metrics"]
-    print(f"\nDeployable model: {best.resolve()} (epoch {manifest['epoch']})")
-    print(f"  {manifest['model_bytes']} bytes, ops {manifest['ops']}, "
-          f"TFLite Micro arena {int(metrics['tflite_arena_bytes'])} bytes")
-    print(f"  forecast MAE {metrics['tflite_val_mae'] * std:.2f} °F (int8, LiteRT); "
-          f"int8 vs float {metrics['tflite_mae_vs_float'] * std:.3f} °F in LiteRT, "
-          f"{metrics['tflite_micro_mae_vs_float'] * std:.3f} °F in TFLite Micro")
+    print(f"\nDeployable model: {best}/ (epoch {manifest['epoch']})")
+    print(
+        f"  {manifest['model_bytes']} bytes, ops {manifest['ops']}, "
+        f"TFLite Micro arena {int(metrics['tflite_arena_bytes'])} bytes"
+    )
+    print(
+        f"  forecast MAE {metrics['tflite_val_mae'] * std:.2f} °F (int8, LiteRT); "
+        f"int8 vs float {metrics['tflite_mae_vs_float'] * std:.3f} °F in LiteRT, "
+        f"{metrics['tflite_micro_mae_vs_float'] * std:.3f} °F in TFLite Micro"
+    )
     print(f"  C array for Arduino / TFLite Micro: {best / 'model_data.cc'}")
 
 
