@@ -313,51 +313,24 @@ def compact_loops() -> Iterator[None]:
 def _compact_tf_keras_rnn(original):
     """tf_keras' `backend.rnn`, answered with the rotating loop when the input is [1, T, F]."""
 
-    def rnn(
-        step_function,
-        inputs,
-        initial_states,
-        go_backwards=False,
-        mask=None,
-        constants=None,
-        unroll=False,
-        input_length=None,
-        time_major=False,
-        zero_output_for_mask=False,
-        return_all_outputs=True,
-    ):
+    def rnn(step_function, inputs, initial_states, **options):
         import tensorflow as tf
 
-        if mask is not None or constants or unroll or time_major or inputs.shape.rank != 3:
-            return original(
-                step_function,
-                inputs,
-                initial_states,
-                go_backwards,
-                mask,
-                constants,
-                unroll,
-                input_length,
-                time_major,
-                zero_output_for_mask,
-                return_all_outputs,
-            )
-        try:
-            x = _rows(inputs)
-        except NotImplementedError:
-            return original(
-                step_function,
-                inputs,
-                initial_states,
-                go_backwards,
-                mask,
-                constants,
-                unroll,
-                input_length,
-                time_major,
-                zero_output_for_mask,
-                return_all_outputs,
-            )
+        shape = inputs.shape
+        usable = (
+            options.get("mask") is None
+            and not options.get("constants")
+            and not options.get("unroll")
+            and not options.get("time_major")
+            and shape.rank == 3
+            and shape[0] == 1
+            and shape[1] is not None
+        )
+        if not usable:
+            return original(step_function, inputs, initial_states, **options)
+        x = _rows(inputs)
+        go_backwards = options.get("go_backwards", False)
+        return_all_outputs = options.get("return_all_outputs", True)
         x = tf.reverse(x, [0]) if go_backwards else x
         steps, units = x.shape[0], initial_states[0].shape[-1]
 
