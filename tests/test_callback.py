@@ -133,7 +133,7 @@ def test_early_stopping_can_watch_the_int8_loss(tmp_path, data):
         ({"quantization": "int4"}, "Expected quantization to be one of"),
         (
             {"export_freq": 0},
-            "Expected export_freq to be 'epoch' or a positive number of batches. Received: 0",
+            "Expected export_freq to be .epoch., .improvement. or a positive number of batches. Received: 0",
         ),
         (
             {"mode": "best"},
@@ -162,3 +162,79 @@ def test_mismatched_data_fails_before_the_first_epoch(tmp_path):
     with pytest.raises(ValueError, match=r"input 'series'.*\(24, 3\) in batches.*\(50, 10, 3\)"):
         model.fit(np.zeros((8, 24, 3)), np.zeros((8, 1)), epochs=3, callbacks=[callback], verbose=0)
     assert not (tmp_path / "history.jsonl").exists()
+
+
+def test_tf_keras_model_trains_with_the_callback(tmp_path, data):
+    train, val = data
+    model = build("lstm", "tf_keras")
+    model.compile(optimizer="adam", loss="mse")
+    callback = TFLiteExportCallback(tmp_path, train, val, blocking=True, verbose=0)
+    history = model.fit(*train, epochs=2, callbacks=[callback], verbose=0)
+    assert len(history.history["tflite_val_loss"]) == 2
+    assert read_manifest(tmp_path / "best")["strategy"] == "tf_keras_concrete"
+
+
+def test_export_on_float_improvement_follows_the_float_metric(tmp_path, data):
+    train, val = data
+    callback = TFLiteExportCallback(
+        tmp_path, train, val, export_freq="improvement", blocking=True, verbose=0
+    )
+    model = _model()
+    model.optimizer.learning_rate = 0.05  # big steps: val_loss goes up on some epochs
+    history = model.fit(*train, validation_data=val, epochs=5, callbacks=[callback], verbose=0)
+    val_loss = history.history["val_loss"]
+    improving = [e + 1 for e, v in enumerate(val_loss) if v <= min(val_loss[: e + 1])]
+    assert [r["epoch"] for r in _history(tmp_path)] == improving
+
+
+def test_keep_last_bounds_export_folders_and_never_drops_the_best(tmp_path, data):
+    train, val = data
+    callback = TFLiteExportCallback(
+        tmp_path, train, val, save_best_only=False, keep_last=2, blocking=True, verbose=0
+    )
+    _model().fit(*train, epochs=4, callbacks=[callback], verbose=0)
+    folders = [p for p in (tmp_path / "exports").iterdir() if not p.name.startswith(".")]
+    best = (tmp_path / "best").resolve()
+    assert best in [f.resolve() for f in folders]
+    assert len([f for f in folders if f.resolve() != best]) <= 2
+    assert all(read_manifest(f) is not None for f in folders)
+
+
+def test_resumed_run_never_replaces_a_better_best(tmp_path, data):
+    train, val = data
+    first = TFLiteExportCallback(tmp_path, train, val, blocking=True, verbose=0)
+    model = _model()
+    model.fit(*train, epochs=3, callbacks=[first], verbose=0)
+    kept = read_manifest(tmp_path / "best")
+    worse = build("lstm")
+    weights = model.get_weights()
+    weights[-1] = weights[-1] + 5.0  # every forecast off by 5: a far worse int8 loss
+    worse.set_weights(weights)
+    worse.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    again = TFLiteExportCallback(tmp_path, train, val, blocking=True, verbose=0)
+    worse.fit(*train, epochs=1, callbacks=[again], verbose=0)
+    assert read_manifest(tmp_path / "best") == kept
+    assert _history(tmp_path)[-1]["new_best"] is False
+
+
+def test_verbose_line_shows_int8_and_float_values(tmp_path, data, capsys):
+    train, val = data
+    callback = TFLiteExportCallback(tmp_path, train, val, blocking=True)
+    _model().fit(*train, validation_data=val, epochs=1, callbacks=[callback], verbose=0)
+    line = capsys.readouterr().out
+    assert re.search(
+        r"Epoch 1: int8 [\d.]+ KB, arena [\d.]+ KB, tflite_val_loss [\d.]+ \(float [\d.]+\), "
+        r"MAE vs float [\d.e-]+ - new best, saved to .*best",
+        line,
+    ), line
+
+
+def test_a_monitor_that_never_appears_warns_with_the_available_keys(tmp_path, data):
+    train, val = data
+    callback = TFLiteExportCallback(
+        tmp_path, train, val, monitor="val_f1", blocking=True, verbose=0
+    )
+    with pytest.warns(
+        UserWarning, match=r"watching 'val_f1'.*Available keys: \[.*'tflite_val_loss'"
+    ):
+        _model().fit(*train, epochs=1, callbacks=[callback], verbose=0)

@@ -36,13 +36,19 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         validation_data: `(x, y)` data to judge each export on. Defaults to a held-out part of
             `representative_data` (with a warning).
         quantization: Quantization mode. Defaults to "int8".
-        export_freq: "epoch", or an integer number of batches. Defaults to "epoch".
+        export_freq: "epoch"; an integer number of batches; or "improvement": at the end of each
+            epoch in which the float model's `float_monitor` improved, which is when a
+            `ModelCheckpoint(save_best_only=True)` on the same key writes. Defaults to "epoch".
         monitor: The logs key that picks the best export. Defaults to "tflite_val_loss".
         mode: "auto", "min" or "max". Defaults to "auto".
         min_delta: Smallest change that counts as an improvement. Defaults to 0.
         initial_value_threshold: A value the first best must beat. Defaults to None.
         max_error: Largest `tflite_mae_vs_float` an exportable model may have. Defaults to None.
         save_best_only: Keep only the best export's files. Defaults to True.
+        keep_last: With `save_best_only=False`, how many export folders to keep besides the best
+            (oldest removed first). Defaults to None (all).
+        float_monitor: The float model's logs key that `export_freq="improvement"` watches.
+            Defaults to "val_loss".
         blocking: Convert on the training thread, so results join the same epoch's logs.
             Defaults to False.
         c_symbol: Name of the C array. Defaults to "g_model".
@@ -67,6 +73,8 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         initial_value_threshold: float | None = None,
         max_error: float | None = None,
         save_best_only: bool = True,
+        keep_last: int | None = None,
+        float_monitor: str = "val_loss",
         blocking: bool = False,
         c_symbol: str = "g_model",
         num_calibration_samples: int = DEFAULT_NUM_SAMPLES,
@@ -85,6 +93,14 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
         self.initial_value_threshold, self.max_error = initial_value_threshold, max_error
         self.save_best_only, self.blocking, self.verbose = save_best_only, blocking, verbose
+        if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 1):
+            raise ValueError(
+                f"Expected keep_last to be None or a positive integer. Received: {keep_last!r}."
+            )
+        self.keep_last, self.float_monitor = keep_last, float_monitor
+        self._float_better = _comparison("auto", float_monitor)
+        self._float_best: float | None = None
+        self._warned_monitor = False
         self.c_symbol, self.num_calibration_samples = c_symbol, num_calibration_samples
         self.seed, self.timeout, self.strategies = seed, timeout, strategies
         _artifacts.c_array(b"", c_symbol)  # validates the symbol now, not after training
@@ -130,7 +146,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         steps = batch + 1 if batch <= self._last_batch_seen else batch - self._last_batch_seen
         self._step += steps
         self._last_batch_seen = batch
-        if self.export_freq == "epoch":
+        if not isinstance(self.export_freq, int):
             return
         self._batches_since_export += steps
         if self._batches_since_export >= self.export_freq:
@@ -143,9 +159,45 @@ class TFLiteExportCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             logs = {}
-        if self.export_freq == "epoch":
+        if self.export_freq == "epoch" or (
+            self.export_freq == "improvement" and self._float_improved(logs)
+        ):
             self._export(epoch, dict(logs))
         self._report_into(logs)
+
+    def _float_improved(self, logs: dict[str, Any]) -> bool:
+        value = logs.get(self.float_monitor)
+        if value is None:
+            self._warn_missing(self.float_monitor, logs)
+            return False
+        if self._float_best is None or self._float_better(float(value), self._float_best, 0.0):
+            self._float_best = float(value)
+            return True
+        return False
+
+    def _warn_missing(self, key: str, logs: dict[str, Any]) -> None:
+        if self._warned_monitor:
+            return
+        self._warned_monitor = True
+        import warnings
+
+        warnings.warn(
+            f"TFLiteExportCallback is watching '{key}', which is not in the logs. "
+            f"Available keys: {sorted(logs)}.",
+            stacklevel=3,
+        )
+
+    # tf_keras' CallbackList asks these of every callback (Keras 3's does not).
+    _supports_tf_logs = False
+
+    def _implements_train_batch_hooks(self) -> bool:
+        return isinstance(self.export_freq, int)
+
+    def _implements_test_batch_hooks(self) -> bool:
+        return False
+
+    def _implements_predict_batch_hooks(self) -> bool:
+        return False
 
     def on_train_end(self, logs=None):
         draining = self._draining
@@ -188,6 +240,8 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         merged = {**snapshot["logs"], **logs}
         reason = self._not_exportable(judged, logs)
         value = merged.get(self.monitor)
+        if value is None and reason is None:
+            self._warn_missing(self.monitor, merged)
         improved = reason is None and value is not None and self._improves(float(value))
         record = {
             "epoch": snapshot["epoch"] + 1,
@@ -200,6 +254,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             "new_best": improved,
             "metrics": logs,
             "seconds": judged.seconds,
+            "float_value": _float_counterpart(self.monitor, snapshot["logs"]),
         }
         if judged.result is not None and (improved or not self.save_best_only):
             record["path"] = str(self._write(judged, record, best=improved))
@@ -250,7 +305,20 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             _artifacts.point_link(self.directory / "best", target)
             if self.save_best_only and previous is not None and previous != target.resolve():
                 _remove_tree(previous)
+        if not self.save_best_only and self.keep_last is not None:
+            self._prune(keep=target)
         return target
+
+    def _prune(self, keep: Path) -> None:
+        """Removes the oldest export folders beyond `keep_last`, never the best one."""
+        best = self.directory / "best"
+        protected = {keep.resolve(), best.resolve() if best.is_symlink() else None}
+        folders = sorted(
+            p for p in (self.directory / "exports").iterdir() if p.is_dir() and p.name[0] != "."
+        )
+        older = [p for p in folders if p.resolve() not in protected]
+        for folder in older[: max(0, len(older) - self.keep_last + 1)]:
+            _remove_tree(folder)
 
     # ---- reporting ----------------------------------------------------------------------------
 
@@ -265,12 +333,13 @@ class TFLiteExportCallback(keras.callbacks.Callback):
 
 
 def _check_freq(export_freq: Any) -> str | int:
-    if export_freq == "epoch" or (
+    if export_freq in ("epoch", "improvement") or (
         isinstance(export_freq, int) and not isinstance(export_freq, bool) and export_freq > 0
     ):
         return export_freq
     raise ValueError(
-        f"Expected export_freq to be 'epoch' or a positive number of batches. Received: {export_freq!r}."
+        "Expected export_freq to be 'epoch', 'improvement' or a positive number of batches. "
+        f"Received: {export_freq!r}."
     )
 
 
@@ -284,6 +353,12 @@ def _check_writable(directory: Path) -> None:
         raise ValueError(
             f"Expected directory to be a writable folder. Received: {str(directory)!r} ({error.strerror})."
         ) from error
+
+
+def _float_counterpart(monitor: str, logs: dict[str, Any]) -> float | None:
+    """The float model's value of an int8 monitor: 'tflite_val_loss' -> logs['val_loss']."""
+    value = logs.get(monitor.removeprefix("tflite_")) if monitor.startswith("tflite_") else None
+    return None if value is None else float(value)
 
 
 def _comparison(mode: str, monitor: str):
@@ -343,7 +418,9 @@ def _line(record: dict[str, Any], directory: Path) -> str:
     if "tflite_arena_bytes" in logs:
         parts.append(f"arena {logs['tflite_arena_bytes'] / 1024:.1f} KB")
     if record["value"] is not None:
-        parts.append(f"{record['monitor']} {record['value']:.4g}")
+        float_value = record.get("float_value")
+        counterpart = "" if float_value is None else f" (float {float_value:.4g})"
+        parts.append(f"{record['monitor']} {record['value']:.4g}{counterpart}")
     parts.append(f"MAE vs float {logs.get('tflite_mae_vs_float', float('nan')):.3g}")
     tail = (
         f"new best, saved to {directory / 'best'}"
