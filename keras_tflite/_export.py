@@ -56,15 +56,21 @@ class Exporter:
         seed: int,
         strategies: list[str] | None,
         timeout: float,
+        niceness: int = 0,
+        num_validation_samples: int = DEFAULT_VALIDATION_SAMPLES,
     ):
         self.framework = framework_of(model)
+        self.niceness = niceness
         self.strategies = _strategies.plan(self.framework, strategies)
         self.quantization, self.batch_size, self.seed = quantization, batch_size, seed
         self.timeout = timeout
         self.calibration, self.inputs = prepare_inputs(
             model, representative_data, quantization, num_calibration_samples, seed
         )
-        self.validation = self._validation(validation_data or representative_data, seed)
+        self.num_validation_samples = num_validation_samples
+        self.validation = self._validation(
+            representative_data if validation_data is None else validation_data, seed
+        )
         self.held_out = validation_data is None
         self._work = Path(tempfile.mkdtemp(prefix="keras_tflite_export_"))
         self._model = model
@@ -75,7 +81,7 @@ class Exporter:
         pairs = _pairs(data, self.inputs)
         rng = np.random.default_rng(seed + 1)
         chosen = sorted(
-            rng.choice(len(pairs), min(len(pairs), DEFAULT_VALIDATION_SAMPLES), replace=False)
+            rng.choice(len(pairs), min(len(pairs), self.num_validation_samples), replace=False)
         )
         inputs = {i.name: np.stack([pairs[c][0][i.name] for c in chosen]) for i in self.inputs}
         if any(p[1] is None for p in pairs):
@@ -97,6 +103,7 @@ class Exporter:
                 model_file=self.model_file,
                 weights=weights,
                 validation=self.validation.inputs,
+                niceness=self.niceness,
             )
             tflite, attempts = run_job(job_dir, self.strategies, self.framework, self.timeout)
             result = describe_result(

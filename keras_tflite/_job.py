@@ -31,6 +31,7 @@ def write(
     model_file: Path | None = None,
     weights: list[np.ndarray] | None = None,
     validation: dict[str, np.ndarray] | None = None,
+    niceness: int = 0,
 ) -> None:
     """Writes everything the worker needs; the caller's model is only read.
 
@@ -54,6 +55,7 @@ def write(
         "batch_size": batch_size,
         "imports": sorted(_custom_modules(model)),
         "sys_path": [p for p in sys.path if p],
+        "niceness": niceness,
     }
     (job_dir / "job.json").write_text(json.dumps(job, indent=2))
 

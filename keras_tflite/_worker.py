@@ -170,6 +170,7 @@ def main(argv: list[str]) -> int:
 
     job_dir, strategies = Path(argv[0]), argv[1:]
     job = json.loads((job_dir / "job.json").read_text())
+    os.nice(job.get("niceness", 0))  # exports during training yield the cores to training
     try:
         model = _job.load_model(job_dir, job)
     except Exception as error:  # noqa: BLE001 - reported to the caller verbatim

@@ -238,3 +238,25 @@ def test_a_monitor_that_never_appears_warns_with_the_available_keys(tmp_path, da
         UserWarning, match=r"watching 'val_f1'.*Available keys: \[.*'tflite_val_loss'"
     ):
         _model().fit(*train, epochs=1, callbacks=[callback], verbose=0)
+
+
+def test_classifier_is_judged_by_accuracy_and_top1_agreement(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    import classify_digits
+
+    keras.utils.set_random_seed(0)
+    train, val = classify_digits.digits()
+    model = classify_digits.build_model()
+    callback = TFLiteExportCallback(
+        tmp_path, train, val, monitor="tflite_val_accuracy", blocking=True, verbose=0
+    )
+    history = model.fit(*train, validation_data=val, epochs=3, callbacks=[callback], verbose=0)
+    h = history.history
+    assert h["tflite_val_accuracy"][-1] == pytest.approx(h["val_accuracy"][-1], abs=0.03)
+    assert h["tflite_top1_agreement_vs_float"][-1] >= 0.95
+    assert h["tflite_micro_top1_agreement_vs_float"][-1] >= 0.95
+    manifest = read_manifest(tmp_path / "best")
+    assert manifest["value"] == pytest.approx(max(h["tflite_val_accuracy"]))  # mode auto -> max

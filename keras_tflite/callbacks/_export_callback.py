@@ -14,7 +14,7 @@ import keras
 
 from keras_tflite import _artifacts
 from keras_tflite._calibration import DEFAULT_NUM_SAMPLES
-from keras_tflite._export import Exporter, Judged
+from keras_tflite._export import DEFAULT_VALIDATION_SAMPLES, Exporter, Judged
 from keras_tflite._fidelity import is_flat_line
 from keras_tflite._quantization import check_mode
 from keras_tflite.callbacks._task_metrics import task_metrics
@@ -53,6 +53,8 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             Defaults to False.
         c_symbol: Name of the C array. Defaults to "g_model".
         num_calibration_samples: Calibration samples (not batches). Defaults to 500.
+        num_validation_samples: Validation samples each export is judged on, a seeded random
+            subset (each costs an invoke in LiteRT and in TFLite Micro). Defaults to 256.
         seed: Seed of the calibration and validation draws. Defaults to 0.
         strategies: Conversion strategies to try, in order. Defaults to all.
         timeout: Seconds one conversion strategy may run. Defaults to 600.
@@ -78,6 +80,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         blocking: bool = False,
         c_symbol: str = "g_model",
         num_calibration_samples: int = DEFAULT_NUM_SAMPLES,
+        num_validation_samples: int = DEFAULT_VALIDATION_SAMPLES,
         seed: int = 0,
         strategies: list[str] | None = None,
         timeout: float = 600.0,
@@ -102,6 +105,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         self._float_best: float | None = None
         self._warned_monitor = False
         self.c_symbol, self.num_calibration_samples = c_symbol, num_calibration_samples
+        self.num_validation_samples = num_validation_samples
         self.seed, self.timeout, self.strategies = seed, timeout, strategies
         _artifacts.c_array(b"", c_symbol)  # validates the symbol now, not after training
         _check_writable(self.directory)
@@ -125,6 +129,9 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             seed=self.seed,
             strategies=self.strategies,
             timeout=self.timeout,
+            # Background exports run at low CPU priority: training keeps the cores it needs.
+            niceness=0 if self.blocking else 10,
+            num_validation_samples=self.num_validation_samples,
         )
         if self.validation_data is None:
             import warnings
