@@ -24,11 +24,17 @@ class _Timed(TFLiteExportCallback):
     """Measures how long each epoch end holds the training thread."""
 
     blocked: list[float] = []
+    final_wait = 0.0
 
     def on_epoch_end(self, epoch, logs=None):
         began = time.perf_counter()
         super().on_epoch_end(epoch, logs)
         self.blocked.append(time.perf_counter() - began)
+
+    def on_train_end(self, logs=None):
+        began = time.perf_counter()
+        super().on_train_end(logs)
+        _Timed.final_wait = time.perf_counter() - began
 
 
 def _fit_seconds(model, train, val, epochs, callbacks) -> float:
@@ -77,6 +83,8 @@ def main() -> None:
         strategies=None,
         timeout=600,
     )
+    if not args.exports:
+        return
     before = _rss_mb()
     latencies = []
     for _ in range(args.exports):

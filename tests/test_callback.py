@@ -260,3 +260,19 @@ def test_classifier_is_judged_by_accuracy_and_top1_agreement(tmp_path):
     assert h["tflite_micro_top1_agreement_vs_float"][-1] >= 0.95
     manifest = read_manifest(tmp_path / "best")
     assert manifest["value"] == pytest.approx(max(h["tflite_val_accuracy"]))  # mode auto -> max
+
+
+def test_every_n_epochs_and_the_last_epoch(tmp_path, data):
+    train, val = data
+    callback = TFLiteExportCallback(tmp_path, train, val, every_n_epochs=2, blocking=True, verbose=0)
+    _model().fit(*train, epochs=3, callbacks=[callback], verbose=0)
+    assert [r["epoch"] for r in _history(tmp_path)] == [2, 3]
+
+
+def test_batch_frequency_counts_batches_under_steps_per_execution(tmp_path, data):
+    train, val = data
+    model = build("lstm")
+    model.compile(optimizer="adam", loss="mse", steps_per_execution=2)
+    callback = TFLiteExportCallback(tmp_path, train, val, export_freq=4, blocking=True, verbose=0)
+    model.fit(*train, epochs=1, batch_size=16, callbacks=[callback], verbose=0)  # 10 batches
+    assert [r["step"] for r in _history(tmp_path)] == [4, 8]

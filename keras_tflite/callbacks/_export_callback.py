@@ -39,6 +39,8 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         export_freq: "epoch"; an integer number of batches; or "improvement": at the end of each
             epoch in which the float model's `float_monitor` improved, which is when a
             `ModelCheckpoint(save_best_only=True)` on the same key writes. Defaults to "epoch".
+        every_n_epochs: With `export_freq="epoch"`, export every this many epochs (and always
+            after the last one). Defaults to 1.
         monitor: The logs key that picks the best export. Defaults to "tflite_val_loss".
         mode: "auto", "min" or "max". Defaults to "auto".
         min_delta: Smallest change that counts as an improvement. Defaults to 0.
@@ -69,6 +71,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         *,
         quantization: str = "int8",
         export_freq: str | int = "epoch",
+        every_n_epochs: int = 1,
         monitor: str = "tflite_val_loss",
         mode: str = "auto",
         min_delta: float = 0.0,
@@ -91,6 +94,15 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         self.representative_data, self.validation_data = representative_data, validation_data
         self.quantization = check_mode(quantization)
         self.export_freq = _check_freq(export_freq)
+        if (
+            not isinstance(every_n_epochs, int)
+            or isinstance(every_n_epochs, bool)
+            or every_n_epochs < 1
+        ):
+            raise ValueError(
+                f"Expected every_n_epochs to be a positive integer. Received: {every_n_epochs!r}."
+            )
+        self.every_n_epochs = every_n_epochs
         if mode not in _MODES:
             raise ValueError(f"Expected mode to be one of {_MODES}. Received: mode={mode!r}.")
         self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
@@ -166,7 +178,9 @@ class TFLiteExportCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             logs = {}
-        if self.export_freq == "epoch" or (
+        last = epoch + 1 == self.params.get("epochs")
+        due = (epoch + 1) % self.every_n_epochs == 0 or last
+        if (self.export_freq == "epoch" and due) or (
             self.export_freq == "improvement" and self._float_improved(logs)
         ):
             self._export(epoch, dict(logs))
