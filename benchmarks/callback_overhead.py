@@ -67,6 +67,11 @@ def main() -> None:
         f"fit {args.epochs} epochs: {plain:.1f} s plain, {with_callback:.1f} s with the callback "
         f"(ratio {with_callback / plain:.2f}x)"
     )
+    during = with_callback - callback.final_wait
+    print(
+        f"  of which waiting for the last export at train end: {callback.final_wait:.1f} s; "
+        f"ratio without that wait {during / plain:.2f}x"
+    )
     print(
         f"training thread blocked per export: max {max(callback.blocked) * 1000:.1f} ms, "
         f"mean {sum(callback.blocked) / len(callback.blocked) * 1000:.1f} ms"
