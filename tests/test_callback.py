@@ -276,3 +276,14 @@ def test_batch_frequency_counts_batches_under_steps_per_execution(tmp_path, data
     callback = TFLiteExportCallback(tmp_path, train, val, export_freq=4, blocking=True, verbose=0)
     model.fit(*train, epochs=1, batch_size=16, callbacks=[callback], verbose=0)  # 10 batches
     assert [r["step"] for r in _history(tmp_path)] == [4, 8]
+
+
+def test_a_failure_writing_artifacts_is_recorded_and_fit_goes_on(tmp_path, data):
+    train, val = data
+    callback = TFLiteExportCallback(tmp_path, train, val, blocking=True, verbose=0)
+    (tmp_path / "exports").write_text("a file where the exports folder should be")
+    history = _model().fit(*train, epochs=2, callbacks=[callback], verbose=0)
+    assert len(history.history["loss"]) == 2
+    records = _history(tmp_path)
+    assert len(records) == 2 and all(not r["exportable"] for r in records)
+    assert "exports" in records[0]["reason"]

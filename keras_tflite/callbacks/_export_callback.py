@@ -223,7 +223,14 @@ class TFLiteExportCallback(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         draining = self._draining
         if draining is not None:
-            draining.result(timeout=self.timeout * 4 + 300)
+            try:
+                draining.result(timeout=self.timeout * 4 + 300)
+            except TimeoutError:
+                import warnings
+
+                warnings.warn(
+                    "TFLiteExportCallback stopped waiting for its last export.", stacklevel=2
+                )
         self._report_into(logs if logs is not None else {})
         self._executor.shutdown(wait=True)
         self._exporter.close()
@@ -238,7 +245,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             "weights": self.model.get_weights(),
         }
         if self.blocking:
-            self._finished.append(self._process(snapshot))
+            self._finished.append(self._process_safely(snapshot))
             return
         with self._lock:
             self._pending = snapshot  # a newer snapshot replaces one still waiting: latest wins
@@ -251,9 +258,31 @@ class TFLiteExportCallback(keras.callbacks.Callback):
                 snapshot, self._pending = self._pending, None
             if snapshot is None:
                 return
-            record = self._process(snapshot)
+            record = self._process_safely(snapshot)
             with self._lock:
                 self._finished.append(record)
+
+    def _process_safely(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        """`_process`, with any failure (a full disk, say) recorded instead of raised into fit."""
+        try:
+            return self._process(snapshot)
+        except Exception as error:  # noqa: BLE001 - an export failure never stops training
+            record = {
+                "epoch": snapshot["epoch"] + 1,
+                "step": snapshot["step"],
+                "time": _now(),
+                "exportable": False,
+                "reason": f"{type(error).__name__}: {error}",
+                "monitor": self.monitor,
+                "value": None,
+                "new_best": False,
+                "metrics": {},
+            }
+            try:
+                _artifacts.append_line(self.directory / "history.jsonl", record)
+            except OSError:
+                pass
+            return record | {"logs": {}}
 
     def _process(self, snapshot: dict[str, Any]) -> dict[str, Any]:
         judged = self._exporter.export(snapshot["weights"])
