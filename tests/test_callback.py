@@ -264,7 +264,9 @@ def test_classifier_is_judged_by_accuracy_and_top1_agreement(tmp_path):
 
 def test_every_n_epochs_and_the_last_epoch(tmp_path, data):
     train, val = data
-    callback = TFLiteExportCallback(tmp_path, train, val, every_n_epochs=2, blocking=True, verbose=0)
+    callback = TFLiteExportCallback(
+        tmp_path, train, val, every_n_epochs=2, blocking=True, verbose=0
+    )
     _model().fit(*train, epochs=3, callbacks=[callback], verbose=0)
     assert [r["epoch"] for r in _history(tmp_path)] == [2, 3]
 

@@ -17,6 +17,7 @@ from keras_tflite._calibration import DEFAULT_NUM_SAMPLES
 from keras_tflite._export import DEFAULT_VALIDATION_SAMPLES, Exporter, Judged
 from keras_tflite._fidelity import is_flat_line
 from keras_tflite._quantization import check_mode
+from keras_tflite._tensorboard import ExportSummaries, keras_log_dir, manifest_markdown
 from keras_tflite.callbacks._task_metrics import task_metrics
 
 _MODES = ("auto", "min", "max")
@@ -60,6 +61,8 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         seed: Seed of the calibration and validation draws. Defaults to 0.
         strategies: Conversion strategies to try, in order. Defaults to all.
         timeout: Seconds one conversion strategy may run. Defaults to 600.
+        log_dir: Where TensorBoard summaries go. Defaults to the `log_dir` of a Keras
+            `TensorBoard` callback in the same fit, else `directory/logs`.
         verbose: 1 prints one line per export. Defaults to 1.
     """
 
@@ -87,6 +90,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         seed: int = 0,
         strategies: list[str] | None = None,
         timeout: float = 600.0,
+        log_dir: str | os.PathLike | None = None,
         verbose: int = 1,
     ):
         super().__init__()
@@ -119,6 +123,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         self.c_symbol, self.num_calibration_samples = c_symbol, num_calibration_samples
         self.num_validation_samples = num_validation_samples
         self.seed, self.timeout, self.strategies = seed, timeout, strategies
+        self.log_dir = log_dir
         _artifacts.c_array(b"", c_symbol)  # validates the symbol now, not after training
         _check_writable(self.directory)
         self.best: float | None = initial_value_threshold
@@ -158,6 +163,8 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         previous = _artifacts.read_manifest(self.directory / "best")
         if previous is not None and previous.get("monitor") == self.monitor:
             self.best = previous["value"]
+        log_dir = self.log_dir or keras_log_dir(self) or self.directory / "logs"
+        self._summaries = ExportSummaries(log_dir)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tflite-export")
 
     def on_train_batch_end(self, batch, logs=None):
@@ -234,6 +241,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         self._report_into(logs if logs is not None else {})
         self._executor.shutdown(wait=True)
         self._exporter.close()
+        self._summaries.close()
 
     # ---- exporting ----------------------------------------------------------------------------
 
@@ -310,6 +318,17 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             record["path"] = str(self._write(judged, record, best=improved))
         if improved:
             self.best = float(value)
+        if judged.result is not None:
+            markdown = manifest_markdown(_manifest(judged, record, self)) if improved else None
+            self._summaries.write(
+                snapshot["epoch"],
+                logs,
+                judged.quantized_outputs,
+                judged.float_outputs,
+                judged.seconds,
+                judged.result.num_calibration_samples,
+                markdown,
+            )
         _artifacts.append_line(self.directory / "history.jsonl", record)
         return record | {"logs": logs}
 

@@ -1,0 +1,107 @@
+"""TensorBoard summaries of each export, beside Keras' own runs so the charts overlay."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Keras writes `epoch_<metric>` under the runs "train" and "validation"; the int8 model's task
+# metrics go under this run with the same tags, so TensorBoard draws both curves in one chart.
+TASK_RUN = "validation_tflite"
+EXPORT_RUN = "tflite"
+
+
+class ExportSummaries:
+    """Writes one export's scalars, error histograms and (at a new best) a text summary."""
+
+    def __init__(self, log_dir: str | os.PathLike):
+        self.log_dir = Path(log_dir)
+        self._writers: dict[str, Any] = {}
+
+    def _writer(self, run: str):
+        import tensorflow as tf
+
+        if run not in self._writers:
+            self._writers[run] = tf.summary.create_file_writer(str(self.log_dir / run))
+        return self._writers[run]
+
+    def write(
+        self,
+        step: int,
+        logs: dict[str, float],
+        quantized: list[np.ndarray],
+        expected: list[np.ndarray],
+        seconds: float,
+        calibration_samples: int,
+        best_markdown: str | None,
+    ) -> None:
+        import tensorflow as tf
+
+        with self._writer(TASK_RUN).as_default():
+            for key, value in logs.items():
+                if key.startswith("tflite_val_"):
+                    tf.summary.scalar(f"epoch_{key.removeprefix('tflite_val_')}", value, step=step)
+        with self._writer(EXPORT_RUN).as_default():
+            for key, value in logs.items():
+                if not key.startswith("tflite_val_"):
+                    tf.summary.scalar(_export_tag(key), value, step=step)
+            tf.summary.scalar("time/export_seconds", seconds, step=step)
+            tf.summary.scalar("calibration/samples", calibration_samples, step=step)
+            for i, (q, e) in enumerate(zip(quantized, expected)):
+                tf.summary.histogram(f"error/int8_minus_float_output_{i}", q - e, step=step)
+            if best_markdown is not None:
+                tf.summary.text("best/manifest", best_markdown, step=step)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+
+def _export_tag(key: str) -> str:
+    """'tflite_mae_vs_float' -> 'fidelity/mae_vs_float'; 'tflite_micro_...' -> 'micro/...'."""
+    name = key.removeprefix("tflite_")
+    if name.startswith("micro_"):
+        return f"micro/{name.removeprefix('micro_')}"
+    if name in ("model_bytes", "arena_bytes"):
+        return f"size/{name}"
+    return f"fidelity/{name}"
+
+
+def keras_log_dir(callback: Any) -> str | None:
+    """The log_dir of a Keras TensorBoard callback in the same fit, if there is one.
+
+    Keras gives a callback no handle on its siblings, so this looks for the CallbackList that
+    holds `callback` in the frames of the `fit` call that is running it.
+    """
+    for frame_info in inspect.stack()[1:40]:
+        for value in frame_info.frame.f_locals.values():
+            siblings = getattr(value, "callbacks", None)
+            if isinstance(siblings, list) and any(s is callback for s in siblings):
+                for sibling in siblings:
+                    if type(sibling).__name__ == "TensorBoard" and hasattr(sibling, "log_dir"):
+                        return str(sibling.log_dir)
+                return None
+    return None
+
+
+def manifest_markdown(manifest: dict[str, Any]) -> str:
+    """A Markdown table of what a new best is: where it came from and how good it is."""
+    rows = [
+        ("epoch", manifest["epoch"]),
+        ("step", manifest["step"]),
+        (manifest["monitor"], manifest["value"]),
+        ("quantization", manifest["quantization"]),
+        ("strategy", manifest["strategy"]),
+        ("model bytes", manifest["model_bytes"]),
+        ("ops", ", ".join(manifest["ops"])),
+    ]
+    rows += [(k, f"{v:.6g}") for k, v in manifest["metrics"].items()]
+    lines = ["| field | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(lines)

@@ -1,0 +1,156 @@
+"""TensorBoard: the int8 curves beside Keras' own, read back with TensorBoard's loader and server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import build, sample_inputs
+from tensorboard.backend.event_processing import plugin_event_accumulator
+
+from keras_tflite import TFLiteExportCallback
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One fit with Keras' TensorBoard and the export callback: (log_dir, export_dir, history)."""
+    root = tmp_path_factory.mktemp("tb")
+    x = sample_inputs(build("lstm"), 200)["series"]
+    y = (x[:, -1, :1] * 0.5).astype(np.float32)
+    model = build("lstm")
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    export = TFLiteExportCallback(
+        root / "exports", (x[:150], y[:150]), (x[150:], y[150:]), blocking=True, verbose=0
+    )
+    board = keras.callbacks.TensorBoard(log_dir=str(root / "logs"))
+    history = model.fit(
+        x[:150],
+        y[:150],
+        validation_data=(x[150:], y[150:]),
+        epochs=3,
+        callbacks=[export, board],
+        verbose=0,
+    )
+    return root / "logs", root / "exports", history.history
+
+
+def _scalars(run_dir, tag):
+    accumulator = plugin_event_accumulator.EventAccumulator(str(run_dir))
+    accumulator.Reload()
+    return {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)}
+
+
+def _tags(run_dir):
+    accumulator = plugin_event_accumulator.EventAccumulator(str(run_dir))
+    accumulator.Reload()
+    return accumulator.Tags()["tensors"]
+
+
+def test_int8_task_metrics_sit_beside_keras_validation_with_the_same_tags(run):
+    logs, _, history = run
+    keras_loss = _scalars(logs / "validation", "epoch_loss")
+    int8_loss = _scalars(logs / "validation_tflite", "epoch_loss")
+    assert sorted(int8_loss) == sorted(keras_loss) == [0, 1, 2]
+    assert [int8_loss[s] for s in range(3)] == pytest.approx(history["tflite_val_loss"])
+    assert [
+        _scalars(logs / "validation_tflite", "epoch_mae")[s] for s in range(3)
+    ] == pytest.approx(history["tflite_val_mae"])
+
+
+def test_fidelity_sizes_histograms_and_best_summary(run):
+    logs, exports, history = run
+    tags = set(_tags(logs / "tflite"))
+    for tag in (
+        "fidelity/mae_vs_float",
+        "fidelity/snr_db_vs_float",
+        "micro/mae_vs_float",
+        "micro/max_lsb_vs_litert",
+        "size/model_bytes",
+        "size/arena_bytes",
+        "time/export_seconds",
+        "calibration/samples",
+        "error/int8_minus_float_output_0",
+        "best/manifest",
+    ):
+        assert tag in tags, tag
+    mae = _scalars(logs / "tflite", "fidelity/mae_vs_float")
+    assert [mae[s] for s in range(3)] == pytest.approx(history["tflite_mae_vs_float"])
+    manifest = json.loads((exports / "best" / "manifest.json").read_text())
+    assert (
+        _scalars(logs / "tflite", "size/model_bytes")[manifest["epoch"] - 1]
+        == manifest["model_bytes"]
+    )
+
+
+def test_without_a_keras_tensorboard_summaries_go_under_the_export_directory(tmp_path):
+    x = sample_inputs(build("mlp"), 120)["features"]
+    model = build("mlp")
+    model.compile(optimizer="adam", loss="mse")
+    export = TFLiteExportCallback(tmp_path, x, (x, x[:, :1]), blocking=True, verbose=0)
+    model.fit(x, x[:, :1], epochs=1, callbacks=[export], verbose=0)
+    assert "epoch_loss" in _tags(tmp_path / "logs" / "validation_tflite")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_real_tensorboard_server_shows_the_overlaid_runs(run):
+    logs, _, history = run
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(logs),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--load_fast",
+            "false",
+            "--reload_interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        tags = _get_json(
+            port, "/data/plugin/scalars/tags", until=lambda t: "validation_tflite" in t
+        )
+        assert "epoch_loss" in tags["validation_tflite"] and "epoch_loss" in tags["validation"]
+        points = _get_json(
+            port, "/data/plugin/scalars/scalars?run=validation_tflite&tag=epoch_loss"
+        )
+        assert [p[2] for p in points] == pytest.approx(history["tflite_val_loss"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _get_json(port, path, until=lambda _: True, deadline=60.0):
+    end = time.time() + deadline
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+                data = json.loads(response.read())
+            if until(data):
+                return data
+        except OSError:
+            pass
+        if time.time() > end:
+            raise TimeoutError(f"TensorBoard did not serve {path} in {deadline} s")
+        time.sleep(0.5)
