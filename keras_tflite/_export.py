@@ -32,6 +32,7 @@ class Judged:
     micro_error: str | None
     error: str | None
     seconds: float
+    micro_outputs: list[np.ndarray] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -139,13 +140,14 @@ class Exporter:
         litert = [arrays[f"litert_{i}"] for i in range(count)]
         metrics = {f"{k}_vs_float": v for k, v in fidelity(expected, litert).items()}
         micro_error = report.get("micro_error")
+        micro = []
         if micro_error is None:
             micro = [arrays[f"micro_{i}"] for i in range(count)]
             metrics |= {f"micro_{k}_vs_float": v for k, v in fidelity(expected, micro).items()}
             metrics["micro_max_lsb_vs_litert"] = _max_lsb(result, litert, micro)
             metrics["arena_bytes"] = float(report["arena_bytes"])
         metrics["model_bytes"] = float(result.size)
-        return Judged(result, metrics, litert, expected, micro_error, None, _since(began))
+        return Judged(result, metrics, litert, expected, micro_error, None, _since(began), micro)
 
     def close(self) -> None:
         shutil.rmtree(self._work, ignore_errors=True)

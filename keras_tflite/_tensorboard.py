@@ -38,6 +38,7 @@ class ExportSummaries:
         seconds: float,
         calibration_samples: int,
         best_markdown: str | None,
+        images: dict[str, bytes] | None = None,
     ) -> None:
         import tensorflow as tf
 
@@ -55,6 +56,10 @@ class ExportSummaries:
                 tf.summary.histogram(f"error/int8_minus_float_output_{i}", q - e, step=step)
             if best_markdown is not None:
                 tf.summary.text("best/manifest", best_markdown, step=step)
+            for tag, png in (images or {}).items():
+                tf.summary.image(
+                    tag, tf.expand_dims(tf.image.decode_png(png, channels=4), 0), step=step
+                )
         for writer in self._writers.values():
             writer.flush()
 
@@ -105,3 +110,23 @@ def manifest_markdown(manifest: dict[str, Any]) -> str:
     rows += [(k, f"{v:.6g}") for k, v in manifest["metrics"].items()]
     lines = ["| field | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
+
+
+def export_images(judged: Any, targets: list[np.ndarray] | None) -> dict[str, bytes]:
+    """Prediction plot for regression and sequence outputs, confusion matrix for classifiers."""
+    from keras_tflite import _plots
+
+    expected, litert = judged.float_outputs[0], judged.quantized_outputs[0]
+    micro = judged.micro_outputs[0] if judged.micro_outputs else None
+    if expected.ndim == 2 and expected.shape[-1] > 1:  # class scores
+        truth = targets[0].reshape(len(targets[0]), -1) if targets else None
+        true_classes = (
+            expected.argmax(-1)
+            if truth is None
+            else truth.argmax(-1)
+            if truth.shape[-1] > 1
+            else truth[:, 0]
+        )
+        png = _plots.confusion_png(true_classes, litert.argmax(-1), expected.shape[-1])
+        return {"images/confusion_matrix_int8": png}
+    return {"images/predictions_float_vs_int8": _plots.predictions_png(expected, litert, micro)}

@@ -154,3 +154,28 @@ def _get_json(port, path, until=lambda _: True, deadline=60.0):
         if time.time() > end:
             raise TimeoutError(f"TensorBoard did not serve {path} in {deadline} s")
         time.sleep(0.5)
+
+
+def _image(run_dir, tag):
+    accumulator = plugin_event_accumulator.EventAccumulator(str(run_dir))
+    accumulator.Reload()
+    event = accumulator.Tensors(tag)[-1]
+    png = tf.make_ndarray(event.tensor_proto)[2]  # [width, height, encoded image]
+    return tf.image.decode_png(png).numpy()
+
+
+def test_prediction_plot_is_a_real_picture(run):
+    logs, _, _ = run
+    picture = _image(logs / "tflite", "images/predictions_float_vs_int8")
+    assert picture.shape[0] > 200 and picture.shape[1] > 400
+    assert len(np.unique(picture.reshape(-1, picture.shape[-1]), axis=0)) > 10  # lines, not a blank
+
+
+def test_classifier_gets_a_confusion_matrix(tmp_path):
+    model = build("conv2d_bn")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = sample_inputs(model, 120)["image"]
+    y = np.random.default_rng(0).integers(0, 3, 120)
+    export = TFLiteExportCallback(tmp_path, (x, y), (x, y), blocking=True, verbose=0)
+    model.fit(x, y, epochs=1, callbacks=[export], verbose=0)
+    assert "images/confusion_matrix_int8" in _tags(tmp_path / "logs" / "tflite")

@@ -17,7 +17,13 @@ from keras_tflite._calibration import DEFAULT_NUM_SAMPLES
 from keras_tflite._export import DEFAULT_VALIDATION_SAMPLES, Exporter, Judged
 from keras_tflite._fidelity import is_flat_line
 from keras_tflite._quantization import check_mode
-from keras_tflite._tensorboard import ExportSummaries, keras_log_dir, manifest_markdown
+from keras_tflite import _plots
+from keras_tflite._tensorboard import (
+    ExportSummaries,
+    export_images,
+    keras_log_dir,
+    manifest_markdown,
+)
 from keras_tflite.callbacks._task_metrics import task_metrics
 
 _MODES = ("auto", "min", "max")
@@ -63,6 +69,9 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         timeout: Seconds one conversion strategy may run. Defaults to 600.
         log_dir: Where TensorBoard summaries go. Defaults to the `log_dir` of a Keras
             `TensorBoard` callback in the same fit, else `directory/logs`.
+        images: Draw TensorBoard images (float vs int8 predictions, or the int8 confusion matrix
+            for classifiers). Needs matplotlib (`pip install "keras-tflite[plots]"`).
+            Defaults to True.
         verbose: 1 prints one line per export. Defaults to 1.
     """
 
@@ -91,6 +100,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         strategies: list[str] | None = None,
         timeout: float = 600.0,
         log_dir: str | os.PathLike | None = None,
+        images: bool = True,
         verbose: int = 1,
     ):
         super().__init__()
@@ -123,7 +133,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         self.c_symbol, self.num_calibration_samples = c_symbol, num_calibration_samples
         self.num_validation_samples = num_validation_samples
         self.seed, self.timeout, self.strategies = seed, timeout, strategies
-        self.log_dir = log_dir
+        self.log_dir, self.images = log_dir, images
         _artifacts.c_array(b"", c_symbol)  # validates the symbol now, not after training
         _check_writable(self.directory)
         self.best: float | None = initial_value_threshold
@@ -165,6 +175,15 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             self.best = previous["value"]
         log_dir = self.log_dir or keras_log_dir(self) or self.directory / "logs"
         self._summaries = ExportSummaries(log_dir)
+        self._draw = self.images and _plots.available()
+        if self.images and not self._draw:
+            import warnings
+
+            warnings.warn(
+                "matplotlib is not installed, so TensorBoard images are skipped: "
+                'pip install "keras-tflite[plots]" (or images=False to silence this).',
+                stacklevel=2,
+            )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tflite-export")
 
     def on_train_batch_end(self, batch, logs=None):
@@ -319,7 +338,15 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         if improved:
             self.best = float(value)
         if judged.result is not None:
+            self._summarize(snapshot, judged, logs, record, improved)
+        _artifacts.append_line(self.directory / "history.jsonl", record)
+        return record | {"logs": logs}
+
+    def _summarize(self, snapshot, judged: Judged, logs, record, improved: bool) -> None:
+        try:
             markdown = manifest_markdown(_manifest(judged, record, self)) if improved else None
+            targets = self._exporter.validation.targets
+            images = export_images(judged, targets) if self._draw else None
             self._summaries.write(
                 snapshot["epoch"],
                 logs,
@@ -328,9 +355,14 @@ class TFLiteExportCallback(keras.callbacks.Callback):
                 judged.seconds,
                 judged.result.num_calibration_samples,
                 markdown,
+                images,
             )
-        _artifacts.append_line(self.directory / "history.jsonl", record)
-        return record | {"logs": logs}
+        except Exception as error:  # noqa: BLE001 - a chart is never worth an export
+            import warnings
+
+            warnings.warn(
+                f"TFLiteExportCallback could not write TensorBoard summaries: {error}", stacklevel=2
+            )
 
     def _tflite_logs(self, judged: Judged) -> dict[str, float]:
         if judged.result is None:
