@@ -33,6 +33,7 @@ class Judged:
     error: str | None
     seconds: float
     micro_outputs: list[np.ndarray] = dataclasses.field(default_factory=list)
+    layer_errors: list[dict[str, Any]] | None = None
 
 
 @dataclasses.dataclass
@@ -59,7 +60,9 @@ class Exporter:
         timeout: float,
         niceness: int = 0,
         num_validation_samples: int = DEFAULT_VALIDATION_SAMPLES,
+        layer_errors: bool = False,
     ):
+        self.layer_errors = layer_errors
         self.framework = framework_of(model)
         self.niceness = niceness
         self.strategies = _strategies.plan(self.framework, strategies)
@@ -105,6 +108,7 @@ class Exporter:
                 weights=weights,
                 validation=self.validation.inputs,
                 niceness=self.niceness,
+                layer_errors=self.layer_errors,
             )
             tflite, attempts = run_job(job_dir, self.strategies, self.framework, self.timeout)
             result = describe_result(
@@ -147,7 +151,10 @@ class Exporter:
             metrics["micro_max_lsb_vs_litert"] = _max_lsb(result, litert, micro)
             metrics["arena_bytes"] = float(report["arena_bytes"])
         metrics["model_bytes"] = float(result.size)
-        return Judged(result, metrics, litert, expected, micro_error, None, _since(began), micro)
+        layers = next((e["layers"] for e in events if "layers" in e), None)
+        return Judged(
+            result, metrics, litert, expected, micro_error, None, _since(began), micro, layers
+        )
 
     def close(self) -> None:
         shutil.rmtree(self._work, ignore_errors=True)

@@ -32,6 +32,7 @@ def write(
     weights: list[np.ndarray] | None = None,
     validation: dict[str, np.ndarray] | None = None,
     niceness: int = 0,
+    layer_errors: bool = False,
 ) -> None:
     """Writes everything the worker needs; the caller's model is only read.
 
@@ -56,6 +57,7 @@ def write(
         "imports": sorted(_custom_modules(model)),
         "sys_path": [p for p in sys.path if p],
         "niceness": niceness,
+        "layer_errors": layer_errors,
     }
     (job_dir / "job.json").write_text(json.dumps(job, indent=2))
 
@@ -142,6 +144,13 @@ def skip_reason(name: str, model: Any) -> str | None:
 
 
 def convert_with(name: str, model: Any, job_dir: Path, job: dict[str, Any]) -> bytes:
+    converter, _ = _configured_converter(name, model, job_dir, job)
+    with _strategies.quiet_tensorflow():
+        return converter.convert()
+
+
+def _configured_converter(name: str, model: Any, job_dir: Path, job: dict[str, Any]):
+    """The strategy's converter, configured for the job's quantization; and the calibration batches."""
     strategy = _strategies.STRATEGIES[name]
     inputs = [TensorInfo.from_json(i) for i in job["inputs"]]
     batch_size = job["batch_size"]
@@ -158,8 +167,50 @@ def convert_with(name: str, model: Any, job_dir: Path, job: dict[str, Any]) -> b
         yield from batches
 
     configure(converter, job["quantization"], representative_dataset)
+    return converter, batches
+
+
+LAYER_ERROR_ROWS = 10
+_LAYER_ERROR_BATCHES = 64
+
+
+def layer_errors(name: str, model: Any, job_dir: Path, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-layer int8 error (TFLite's QuantizationDebugger), the largest first.
+
+    Each row: the layer's output tensor, its RMSE and max abs error against the float layer,
+    and that RMSE relative to the layer's own float spread (so layers compare fairly).
+    """
+    import tensorflow as tf
+
+    converter, batches = _configured_converter(name, model, job_dir, job)
+    inputs = [TensorInfo.from_json(i) for i in job["inputs"]]
+
+    def debug_dataset():  # the debugger feeds inputs by position
+        for batch in batches[:_LAYER_ERROR_BATCHES]:
+            yield [batch[i.name] for i in inputs]
+
     with _strategies.quiet_tensorflow():
-        return converter.convert()
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=debug_dataset
+        )
+        debugger.run()
+    rows = []
+    for tensor, stats in debugger.layer_statistics.items():
+        rmse = float(np.sqrt(stats["mean_squared_error"]))
+        rows.append(
+            {
+                "layer": _layer_name(tensor),
+                "rmse": rmse,
+                "max_abs_error": float(stats["max_abs_error"]),
+                "mean_error": float(stats["mean_error"]),
+            }
+        )
+    return sorted(rows, key=lambda r: r["rmse"], reverse=True)[:LAYER_ERROR_ROWS]
+
+
+def _layer_name(tensor: str) -> str:
+    """'NumericVerify/functional_1/dense_1/MatMul21:22' -> 'functional_1/dense_1/MatMul21'."""
+    return tensor.removeprefix("NumericVerify/").rsplit(":", 1)[0]
 
 
 def _batches(arrays: dict[str, np.ndarray], batch_size: int):

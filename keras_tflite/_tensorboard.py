@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ class ExportSummaries:
         calibration_samples: int,
         best_markdown: str | None,
         images: dict[str, bytes] | None = None,
+        convert_seconds: float | None = None,
+        layer_errors: list[dict[str, Any]] | None = None,
     ) -> None:
         import tensorflow as tf
 
@@ -51,11 +54,19 @@ class ExportSummaries:
                 if not key.startswith("tflite_val_"):
                     tf.summary.scalar(_export_tag(key), value, step=step)
             tf.summary.scalar("time/export_seconds", seconds, step=step)
+            if convert_seconds is not None:
+                tf.summary.scalar("time/convert_seconds", convert_seconds, step=step)
+                tf.summary.scalar("time/judge_seconds", seconds - convert_seconds, step=step)
             tf.summary.scalar("calibration/samples", calibration_samples, step=step)
             for i, (q, e) in enumerate(zip(quantized, expected)):
                 tf.summary.histogram(f"error/int8_minus_float_output_{i}", q - e, step=step)
             if best_markdown is not None:
                 tf.summary.text("best/manifest", best_markdown, step=step)
+            if layer_errors:
+                tf.summary.text("best/layer_errors", layer_errors_markdown(layer_errors), step=step)
+                for row in layer_errors:
+                    tag = re.sub(r"[^A-Za-z0-9_./-]", "_", row["layer"])
+                    tf.summary.scalar(f"layers/{tag}/rmse", row["rmse"], step=step)
             for tag, png in (images or {}).items():
                 tf.summary.image(
                     tag, tf.expand_dims(tf.image.decode_png(png, channels=4), 0), step=step
@@ -94,6 +105,16 @@ def keras_log_dir(callback: Any) -> str | None:
                         return str(sibling.log_dir)
                 return None
     return None
+
+
+def layer_errors_markdown(rows: list[dict[str, Any]]) -> str:
+    """The layers whose int8 output strays furthest from float, largest RMSE first."""
+    lines = ["| layer output | RMSE vs float | max abs error | mean error |", "|---|---|---|---|"]
+    lines += [
+        f"| `{r['layer']}` | {r['rmse']:.4g} | {r['max_abs_error']:.4g} | {r['mean_error']:.4g} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
 
 
 def manifest_markdown(manifest: dict[str, Any]) -> str:

@@ -198,6 +198,8 @@ def main(argv: list[str]) -> int:
         if (job_dir / "validation.npz").exists():
             _emit(job_dir, {"judging": name})
             _emit(job_dir, {"judged": _job.judge(model, tflite, job_dir, job)})
+        if job.get("layer_errors"):
+            _emit(job_dir, {"layers": _job.layer_errors(name, model, job_dir, job)})
         return 0
     return 2
 

@@ -179,3 +179,22 @@ def test_classifier_gets_a_confusion_matrix(tmp_path):
     export = TFLiteExportCallback(tmp_path, (x, y), (x, y), blocking=True, verbose=0)
     model.fit(x, y, epochs=1, callbacks=[export], verbose=0)
     assert "images/confusion_matrix_int8" in _tags(tmp_path / "logs" / "tflite")
+
+
+def test_layer_errors_of_the_best_model_as_table_and_scalars(tmp_path):
+    model = build("conv2d_bn")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = sample_inputs(model, 100)["image"]
+    y = np.random.default_rng(0).integers(0, 3, 100)
+    export = TFLiteExportCallback(
+        tmp_path, (x, y), (x, y), layer_errors=True, images=False, blocking=True, verbose=0
+    )
+    model.fit(x, y, epochs=1, callbacks=[export], verbose=0)
+    tags = set(_tags(tmp_path / "logs" / "tflite"))
+    assert "best/layer_errors" in tags
+    layer_tags = [t for t in tags if t.startswith("layers/") and t.endswith("/rmse")]
+    assert layer_tags, tags
+    manifest = json.loads((tmp_path / "best" / "manifest.json").read_text())
+    rmses = [row["rmse"] for row in manifest["layer_errors"]]
+    assert rmses == sorted(rmses, reverse=True) and rmses[0] > 0
+    assert {"time/convert_seconds", "time/judge_seconds"} <= tags

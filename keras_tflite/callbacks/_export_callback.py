@@ -72,6 +72,9 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         images: Draw TensorBoard images (float vs int8 predictions, or the int8 confusion matrix
             for classifiers). Needs matplotlib (`pip install "keras-tflite[plots]"`).
             Defaults to True.
+        layer_errors: Measure each layer's int8 error with TFLite's QuantizationDebugger (in the
+            worker; adds a conversion's time to each export) and show the worst layers of each new
+            best in TensorBoard (text table and scalars) and its manifest. Defaults to False.
         verbose: 1 prints one line per export. Defaults to 1.
     """
 
@@ -101,6 +104,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         timeout: float = 600.0,
         log_dir: str | os.PathLike | None = None,
         images: bool = True,
+        layer_errors: bool = False,
         verbose: int = 1,
     ):
         super().__init__()
@@ -133,7 +137,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         self.c_symbol, self.num_calibration_samples = c_symbol, num_calibration_samples
         self.num_validation_samples = num_validation_samples
         self.seed, self.timeout, self.strategies = seed, timeout, strategies
-        self.log_dir, self.images = log_dir, images
+        self.log_dir, self.images, self.layer_errors = log_dir, images, layer_errors
         _artifacts.c_array(b"", c_symbol)  # validates the symbol now, not after training
         _check_writable(self.directory)
         self.best: float | None = initial_value_threshold
@@ -159,6 +163,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             # Background exports run at low CPU priority: training keeps the cores it needs.
             niceness=0 if self.blocking else 10,
             num_validation_samples=self.num_validation_samples,
+            layer_errors=self.layer_errors,
         )
         if self.validation_data is None:
             import warnings
@@ -347,6 +352,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             markdown = manifest_markdown(_manifest(judged, record, self)) if improved else None
             targets = self._exporter.validation.targets
             images = export_images(judged, targets) if self._draw else None
+            convert = next(a.seconds for a in judged.result.attempts if a.status == "converted")
             self._summaries.write(
                 snapshot["epoch"],
                 logs,
@@ -356,6 +362,8 @@ class TFLiteExportCallback(keras.callbacks.Callback):
                 judged.result.num_calibration_samples,
                 markdown,
                 images,
+                convert_seconds=convert,
+                layer_errors=judged.layer_errors if improved else None,
             )
         except Exception as error:  # noqa: BLE001 - a chart is never worth an export
             import warnings
@@ -493,6 +501,7 @@ def _manifest(
         "calibration": {"samples": result.num_calibration_samples, "seed": result.seed},
         "model_bytes": result.size,
         "c_symbol": callback.c_symbol,
+        "layer_errors": judged.layer_errors,
         "versions": {
             p: version(p)
             for p in ("keras-tflite", "tensorflow", "keras", "ai-edge-litert", "tflite-micro")
