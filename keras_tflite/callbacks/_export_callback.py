@@ -12,12 +12,11 @@ from typing import Any
 
 import keras
 
-from keras_tflite import _artifacts
+from keras_tflite import _artifacts, _plots
 from keras_tflite._calibration import DEFAULT_NUM_SAMPLES
 from keras_tflite._export import DEFAULT_VALIDATION_SAMPLES, Exporter, Judged
 from keras_tflite._fidelity import is_flat_line
 from keras_tflite._quantization import check_mode
-from keras_tflite import _plots
 from keras_tflite._tensorboard import (
     ExportSummaries,
     export_images,
