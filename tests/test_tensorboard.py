@@ -198,3 +198,16 @@ def test_layer_errors_of_the_best_model_as_table_and_scalars(tmp_path):
     rmses = [row["rmse"] for row in manifest["layer_errors"]]
     assert rmses == sorted(rmses, reverse=True) and rmses[0] > 0
     assert {"time/convert_seconds", "time/judge_seconds"} <= tags
+
+
+def test_tf_keras_fit_with_its_tensorboard_gets_the_overlay(tmp_path):
+    import tf_keras
+
+    model = build("mlp", "tf_keras")
+    model.compile(optimizer="adam", loss="mse")
+    x = sample_inputs(model, 120)["features"]
+    y = x[:, :1]
+    board = tf_keras.callbacks.TensorBoard(log_dir=str(tmp_path / "tb"))
+    export = TFLiteExportCallback(tmp_path / "exports", (x, y), (x, y), blocking=True, verbose=0)
+    model.fit(x, y, validation_data=(x, y), epochs=2, callbacks=[board, export], verbose=0)
+    assert sorted(_scalars(tmp_path / "tb" / "validation_tflite", "epoch_loss")) == [0, 1]
