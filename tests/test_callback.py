@@ -289,3 +289,33 @@ def test_a_failure_writing_artifacts_is_recorded_and_fit_goes_on(tmp_path, data)
     records = _history(tmp_path)
     assert len(records) == 2 and all(not r["exportable"] for r in records)
     assert "exports" in records[0]["reason"]
+
+
+@pytest.mark.parametrize(
+    "budget, reason",
+    [
+        ({"max_model_bytes": 1000}, r"model_bytes \d+ > max_model_bytes 1000: it does not fit"),
+        ({"max_arena_bytes": 1000}, r"arena_bytes \d+ > max_arena_bytes 1000: it does not fit"),
+        ({"max_micro_lsb": -1}, r"TFLite Micro diverges from LiteRT by [\d.]+ LSB .* is closer to float"),
+    ],
+)
+def test_budgets_and_runtime_divergence_gate_exportability(tmp_path, data, budget, reason):
+    train, val = data
+    callback = TFLiteExportCallback(tmp_path, train, val, blocking=True, verbose=0, **budget)
+    _model().fit(*train, epochs=1, callbacks=[callback], verbose=0)
+    (record,) = _history(tmp_path)
+    assert not record["exportable"] and re.search(reason, record["reason"]), record["reason"]
+    assert record["closer_to_float"] in ("LiteRT", "TFLite Micro", "neither (equal)")
+    assert not (tmp_path / "best").exists()
+
+
+def test_float_islands_are_reported(tmp_path):
+    model = build("gru")
+    model.compile(optimizer="adam", loss="mse")
+    x = sample_inputs(model, 100)["series"]
+    y = x[:, -1, :1]
+    callback = TFLiteExportCallback(tmp_path, (x, y), (x, y), blocking=True, verbose=0)
+    model.fit(x, y, epochs=1, callbacks=[callback], verbose=0)
+    (record,) = _history(tmp_path)
+    assert any("float islands" in w and "WHILE" in w for w in record["warnings"])
+    assert json.loads((tmp_path / "best" / "manifest.json").read_text())["warnings"] == record["warnings"]

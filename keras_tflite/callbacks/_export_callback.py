@@ -26,6 +26,7 @@ from keras_tflite._tensorboard import (
 from keras_tflite.callbacks._task_metrics import task_metrics
 
 _MODES = ("auto", "min", "max")
+DEFAULT_MAX_MICRO_LSB = 4.0
 
 
 class TFLiteExportCallback(keras.callbacks.Callback):
@@ -52,6 +53,13 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         min_delta: Smallest change that counts as an improvement. Defaults to 0.
         initial_value_threshold: A value the first best must beat. Defaults to None.
         max_error: Largest `tflite_mae_vs_float` an exportable model may have. Defaults to None.
+        max_micro_lsb: Largest output difference between TFLite Micro and LiteRT, in output
+            quantization steps, that an exportable model may have. Healthy models measured 0-2
+            steps apart here; the default leaves room for that and catches real divergence (FIELD_NOTES
+            measured 43 on a Bidirectional LSTM). None disables the check. Defaults to 4.
+        max_model_bytes: Flash budget: larger models are not exportable. Defaults to None.
+        max_arena_bytes: RAM budget: models whose TFLite Micro arena is larger are not
+            exportable. Defaults to None.
         save_best_only: Keep only the best export's files. Defaults to True.
         keep_last: With `save_best_only=False`, how many export folders to keep besides the best
             (oldest removed first). Defaults to None (all).
@@ -91,6 +99,9 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         min_delta: float = 0.0,
         initial_value_threshold: float | None = None,
         max_error: float | None = None,
+        max_micro_lsb: float | None = DEFAULT_MAX_MICRO_LSB,
+        max_model_bytes: int | None = None,
+        max_arena_bytes: int | None = None,
         save_best_only: bool = True,
         keep_last: int | None = None,
         float_monitor: str = "val_loss",
@@ -124,6 +135,8 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             raise ValueError(f"Expected mode to be one of {_MODES}. Received: mode={mode!r}.")
         self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
         self.initial_value_threshold, self.max_error = initial_value_threshold, max_error
+        self.max_micro_lsb = max_micro_lsb
+        self.max_model_bytes, self.max_arena_bytes = max_model_bytes, max_arena_bytes
         self.save_best_only, self.blocking, self.verbose = save_best_only, blocking, verbose
         if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 1):
             raise ValueError(
@@ -336,6 +349,10 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             "metrics": logs,
             "seconds": judged.seconds,
             "float_value": _float_counterpart(self.monitor, snapshot["logs"]),
+            "closer_to_float": closer_to_float(logs)
+            if "tflite_micro_mae_vs_float" in logs
+            else None,
+            "warnings": _op_warnings(judged),
         }
         if judged.result is not None and (improved or not self.save_best_only):
             record["path"] = str(self._write(judged, record, best=improved))
@@ -393,6 +410,19 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             )
         if self.max_error is not None and logs["tflite_mae_vs_float"] > self.max_error:
             return f"tflite_mae_vs_float {logs['tflite_mae_vs_float']:.4g} > max_error {self.max_error}"
+        lsb = logs.get("tflite_micro_max_lsb_vs_litert", 0.0)
+        if self.max_micro_lsb is not None and lsb > self.max_micro_lsb:
+            return (
+                f"TFLite Micro diverges from LiteRT by {lsb:g} LSB (> max_micro_lsb "
+                f"{self.max_micro_lsb:g}); {closer_to_float(logs)} is closer to float"
+            )
+        for key, limit in (
+            ("model_bytes", self.max_model_bytes),
+            ("arena_bytes", self.max_arena_bytes),
+        ):
+            value = logs.get(f"tflite_{key}")
+            if limit is not None and value is not None and value > limit:
+                return f"{key} {int(value)} > max_{key} {limit}: it does not fit the target"
         return None
 
     def _improves(self, value: float) -> bool:
@@ -463,6 +493,26 @@ def _check_writable(directory: Path) -> None:
         ) from error
 
 
+def closer_to_float(logs: dict[str, float]) -> str:
+    """Which runtime's int8 outputs are nearer the float model's (by MAE)."""
+    litert, micro = logs["tflite_mae_vs_float"], logs["tflite_micro_mae_vs_float"]
+    if litert == micro:
+        return "neither (equal)"
+    return "LiteRT" if litert < micro else "TFLite Micro"
+
+
+def _op_warnings(judged: Judged) -> list[str]:
+    """Float islands inside an int8 model: a QUANTIZE/DEQUANTIZE mid-graph or a float kernel."""
+    if judged.result is None or judged.result.quantization not in ("int8", "int16x8"):
+        return []
+    ops = judged.result.ops
+    islands = [op for op in ops if op in ("DEQUANTIZE", "QUANTIZE")]
+    if not islands:
+        return []
+    note = " (the WHILE boundary of a GRU/SimpleRNN loop stays float)" if "WHILE" in ops else ""
+    return [f"{len(islands)} QUANTIZE/DEQUANTIZE op(s) inside the int8 model: float islands{note}"]
+
+
 def _float_counterpart(monitor: str, logs: dict[str, Any]) -> float | None:
     """The float model's value of an int8 monitor: 'tflite_val_loss' -> logs['val_loss']."""
     value = logs.get(monitor.removeprefix("tflite_")) if monitor.startswith("tflite_") else None
@@ -501,6 +551,8 @@ def _manifest(
         "model_bytes": result.size,
         "c_symbol": callback.c_symbol,
         "layer_errors": judged.layer_errors,
+        "closer_to_float": record.get("closer_to_float"),
+        "warnings": record.get("warnings", []),
         "versions": {
             p: version(p)
             for p in ("keras-tflite", "tensorflow", "keras", "ai-edge-litert", "tflite-micro")
