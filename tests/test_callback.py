@@ -296,7 +296,10 @@ def test_a_failure_writing_artifacts_is_recorded_and_fit_goes_on(tmp_path, data)
     [
         ({"max_model_bytes": 1000}, r"model_bytes \d+ > max_model_bytes 1000: it does not fit"),
         ({"max_arena_bytes": 1000}, r"arena_bytes \d+ > max_arena_bytes 1000: it does not fit"),
-        ({"max_micro_lsb": -1}, r"TFLite Micro diverges from LiteRT by [\d.]+ LSB .* is closer to float"),
+        (
+            {"max_micro_lsb": -1},
+            r"TFLite Micro diverges from LiteRT by [\d.]+ LSB .* is closer to float",
+        ),
     ],
 )
 def test_budgets_and_runtime_divergence_gate_exportability(tmp_path, data, budget, reason):
@@ -318,4 +321,7 @@ def test_float_islands_are_reported(tmp_path):
     model.fit(x, y, epochs=1, callbacks=[callback], verbose=0)
     (record,) = _history(tmp_path)
     assert any("float islands" in w and "WHILE" in w for w in record["warnings"])
-    assert json.loads((tmp_path / "best" / "manifest.json").read_text())["warnings"] == record["warnings"]
+    assert (
+        json.loads((tmp_path / "best" / "manifest.json").read_text())["warnings"]
+        == record["warnings"]
+    )
