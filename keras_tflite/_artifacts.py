@@ -71,7 +71,12 @@ def c_array(tflite: bytes, symbol: str = "g_model") -> tuple[str, str]:
 
 
 def write_model_set(
-    directory: str | os.PathLike, tflite: bytes, manifest: dict[str, Any], *, c_symbol: str
+    directory: str | os.PathLike,
+    tflite: bytes,
+    manifest: dict[str, Any],
+    *,
+    c_symbol: str,
+    extra_files: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Writes model.tflite, model_data.h/.cc and manifest.json (with every file's hash) into a
     new `directory`: built under a temporary name, fsynced, then renamed into place whole.
@@ -88,6 +93,7 @@ def write_model_set(
         "model_data.h": header.encode(),
         "model_data.cc": source.encode(),
     }
+    files |= {name: text.encode() for name, text in (extra_files or {}).items()}
     manifest = {
         **manifest,
         "files": {n: {"bytes": len(d), "sha256": sha256(d)} for n, d in files.items()},

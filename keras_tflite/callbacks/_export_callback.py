@@ -12,7 +12,7 @@ from typing import Any
 
 import keras
 
-from keras_tflite import _artifacts, _plots
+from keras_tflite import _artifacts, _deploy, _plots
 from keras_tflite._calibration import DEFAULT_NUM_SAMPLES
 from keras_tflite._export import DEFAULT_VALIDATION_SAMPLES, Exporter, Judged
 from keras_tflite._fidelity import is_flat_line
@@ -432,7 +432,11 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         name = f"epoch{record['epoch']:04d}-step{record['step']:07d}-{time.time_ns()}"
         target = self.directory / "exports" / name
         _artifacts.write_model_set(
-            target, judged.result.tflite, _manifest(judged, record, self), c_symbol=self.c_symbol
+            target,
+            judged.result.tflite,
+            _manifest(judged, record, self),
+            c_symbol=self.c_symbol,
+            extra_files=_deployment_files(judged, record, self.c_symbol),
         )
         if best:
             previous = (
@@ -491,6 +495,18 @@ def _check_writable(directory: Path) -> None:
         raise ValueError(
             f"Expected directory to be a writable folder. Received: {str(directory)!r} ({error.strerror})."
         ) from error
+
+
+def _deployment_files(judged: Judged, record: dict[str, Any], c_symbol: str) -> dict[str, str]:
+    """model_ops.h and model.ino, when TFLite Micro ran the model (so its arena is known)."""
+    arena = record["metrics"].get("tflite_arena_bytes")
+    if arena is None:
+        return {}
+    result = judged.result
+    return {
+        "model_ops.h": _deploy.model_header(result.ops, result.inputs, result.outputs, int(arena)),
+        "model.ino": _deploy.arduino_sketch(result.inputs, result.outputs, c_symbol),
+    }
 
 
 def closer_to_float(logs: dict[str, float]) -> str:
