@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_tflite import _calibration, _job, _strategies, _worker
+from keras_tflite import _calibration, _job, _sizing, _strategies, _worker
 from keras_tflite._inspect import QuantizedTensor, from_details, op_names, trailing_number
 from keras_tflite._quantization import CALIBRATED_MODES, check_mode
 from keras_tflite._specs import TensorInfo, framework_of, input_infos, output_names
@@ -77,7 +77,7 @@ def convert(
     *,
     quantization: str = "int8",
     batch_size: int = 1,
-    num_calibration_samples: int = _calibration.DEFAULT_NUM_SAMPLES,
+    num_calibration_samples: int | str = _calibration.DEFAULT_NUM_SAMPLES,
     seed: int = 0,
     strategies: list[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
@@ -96,7 +96,9 @@ def convert(
         quantization: One of "int8" (int8 inputs and outputs, int8 ops only: what TFLite Micro
             runs), "int8_float_io", "int16x8", "float16", "dynamic", "float32". Defaults to "int8".
         batch_size: The converted model's fixed batch dimension. Defaults to 1.
-        num_calibration_samples: Samples drawn for calibration (samples, never batches).
+        num_calibration_samples: Samples drawn for calibration (samples, never batches), or
+            "auto": grow from 100 until doubling moves no tensor's calibrated range by more than
+            2%. A fixed size is checked against 4x as many samples and warned about when short.
             Defaults to 500.
         seed: Seed of the calibration draw. Defaults to 0.
         strategies: Strategy names to try, in order. Defaults to all, in preference order.
@@ -177,13 +179,40 @@ def prepare_inputs(model, data, quantization, num_samples, seed):
                 "model), so their shapes must come from a sample. Received: None."
             )
         data = {i.name: np.zeros((1, *i.shape), i.dtype) for i in declared}
-    calibration = _calibration.collect(data, declared, num_samples=num_samples, seed=seed)
+    _check_num_samples(num_samples)
+    sized = quantization in CALIBRATED_MODES and declared is not None
+    auto = num_samples == "auto"
+    pool_size = _sizing.AUTO_LIMIT if auto else num_samples * (4 if sized else 1)
+    calibration = _calibration.collect(data, declared, num_samples=pool_size, seed=seed)
+    if sized:
+        calibration = _sized(model, calibration, [i.name for i in declared], num_samples)
     inputs = declared or _calibration.model_inputs(calibration)
     unknown = [i.name for i in inputs if None in i.shape]
     if unknown and declared is not None:
         inputs = [TensorInfo(i.name, calibration.arrays[i.name].shape[1:], i.dtype) for i in inputs]
     _calibration.check_dtypes(calibration, inputs, "representative_data")
     return calibration, inputs
+
+
+def _check_num_samples(num_samples: Any) -> None:
+    if num_samples == "auto":
+        return
+    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
+        raise ValueError(
+            "Expected num_calibration_samples to be a positive integer (a count of samples, not "
+            f'batches) or "auto". Received: {num_samples!r}.'
+        )
+
+
+def _sized(model: Any, pool, names: list[str], num_samples: int | str):
+    """The calibration subset: auto-sized, or the fixed size checked against a 4x larger draw."""
+    pool = _sizing.shuffled(pool)
+    if num_samples == "auto":
+        size = _sizing.auto_size(model, pool, names).size
+    else:
+        size = min(num_samples, pool.num_samples)
+        _sizing.check_fixed_size(model, pool, names, size)
+    return _sizing.prefix(pool, size)
 
 
 def _skip_by_framework(names: list[str], framework: str) -> tuple[list[Attempt], list[str]]:

@@ -126,3 +126,35 @@ def test_batches_given_as_count_are_refused():
 def test_too_few_samples_warns():
     with pytest.warns(UserWarning, match="holds only 12 samples"):
         collect(_data(12)[0], SERIES)
+
+
+def _heavy_tailed(count, seed=0):
+    """Series whose amplitude varies a lot from sample to sample: a few samples set the range."""
+    rng = np.random.default_rng(seed)
+    scale = rng.lognormal(0.0, 1.0, (count, 1, 1)).astype(np.float32)
+    return (rng.normal(0, 1, (count, 24, 3)) * scale).astype(np.float32)
+
+
+def test_auto_size_stops_when_ranges_converge():
+    import keras_tflite
+    from conftest import build
+
+    model = build("conv1d")
+    result = keras_tflite.convert(model, _heavy_tailed(3000), num_calibration_samples="auto")
+    assert result.num_calibration_samples in (100, 200, 400, 800, 1600)
+
+
+def test_a_clearly_short_fixed_size_warns_with_evidence():
+    import keras_tflite
+    from conftest import build
+
+    with pytest.warns(UserWarning, match=r"10 calibration samples look short: with 40 samples the range of '.*' is \d+% wider"):
+        keras_tflite.convert(build("conv1d"), _heavy_tailed(400), num_calibration_samples=10)
+
+
+def test_auto_or_count_only():
+    import keras_tflite
+    from conftest import build
+
+    with pytest.raises(ValueError, match=r'positive integer \(a count of samples, not batches\) or "auto". Received: \'some\''):
+        keras_tflite.convert(build("conv1d"), _heavy_tailed(10), num_calibration_samples="some")
