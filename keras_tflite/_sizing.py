@@ -104,7 +104,7 @@ def check_fixed_size(model: Any, pool: Calibration, input_names: list[str], size
             f"{size} calibration samples look short: with {pool.num_samples} samples the range of "
             f"'{names[worst]}' is {change[worst]:.0%} wider, so int8 would clip it. Pass "
             'num_calibration_samples="auto" or a larger number.',
-            stacklevel=4,
+            stacklevel=5,
         )
 
 
