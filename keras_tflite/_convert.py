@@ -97,7 +97,7 @@ def convert(
             runs), "int8_float_io", "int16x8", "float16", "dynamic", "float32". Defaults to "int8".
         batch_size: The converted model's fixed batch dimension. Defaults to 1.
         num_calibration_samples: Samples drawn for calibration (samples, never batches), or
-            "auto": grow from 100 until doubling moves no tensor's calibrated range by more than
+            "auto": grow from 500 until doubling moves no tensor's calibrated range by more than
             2%. A fixed size is checked against 4x as many samples and warned about when short.
             Defaults to 500.
         seed: Seed of the calibration draw. Defaults to 0.

@@ -136,25 +136,38 @@ def _heavy_tailed(count, seed=0):
 
 
 def test_auto_size_stops_when_ranges_converge():
-    import keras_tflite
     from conftest import build
 
+    import keras_tflite
+
     model = build("conv1d")
-    result = keras_tflite.convert(model, _heavy_tailed(3000), num_calibration_samples="auto")
-    assert result.num_calibration_samples in (100, 200, 400, 800, 1600)
+    bounded = np.random.default_rng(0).uniform(-1, 1, (3000, 24, 3)).astype(np.float32)
+    settled = keras_tflite.convert(model, bounded, num_calibration_samples="auto")
+    assert settled.num_calibration_samples in (500, 1000)  # bounded data: ranges settle early
+    growing = keras_tflite.convert(model, _heavy_tailed(5000), num_calibration_samples="auto")
+    # Rare large samples keep widening the ranges: auto keeps drawing.
+    assert growing.num_calibration_samples > settled.num_calibration_samples
 
 
 def test_a_clearly_short_fixed_size_warns_with_evidence():
-    import keras_tflite
     from conftest import build
 
-    with pytest.warns(UserWarning, match=r"10 calibration samples look short: with 40 samples the range of '.*' is \d+% wider"):
+    import keras_tflite
+
+    with pytest.warns(
+        UserWarning,
+        match=r"10 calibration samples look short: with 40 samples the range of '.*' is \d+% wider",
+    ):
         keras_tflite.convert(build("conv1d"), _heavy_tailed(400), num_calibration_samples=10)
 
 
 def test_auto_or_count_only():
-    import keras_tflite
     from conftest import build
 
-    with pytest.raises(ValueError, match=r'positive integer \(a count of samples, not batches\) or "auto". Received: \'some\''):
+    import keras_tflite
+
+    with pytest.raises(
+        ValueError,
+        match=r'positive integer \(a count of samples, not batches\) or "auto". Received: \'some\'',
+    ):
         keras_tflite.convert(build("conv1d"), _heavy_tailed(10), num_calibration_samples="some")
