@@ -14,6 +14,7 @@ import numpy as np
 # metrics go under this run with the same tags, so TensorBoard draws both curves in one chart.
 TASK_RUN = "validation_tflite"
 EXPORT_RUN = "tflite"
+MICRO_TASK_RUN = "validation_tflite_micro"
 
 
 class ExportSummaries:
@@ -49,9 +50,14 @@ class ExportSummaries:
             for key, value in logs.items():
                 if key.startswith("tflite_val_"):
                     tf.summary.scalar(f"epoch_{key.removeprefix('tflite_val_')}", value, step=step)
+        with self._writer(MICRO_TASK_RUN).as_default():
+            for key, value in logs.items():
+                if key.startswith("tflite_micro_val_"):
+                    tag = f"epoch_{key.removeprefix('tflite_micro_val_')}"
+                    tf.summary.scalar(tag, value, step=step)
         with self._writer(EXPORT_RUN).as_default():
             for key, value in logs.items():
-                if not key.startswith("tflite_val_"):
+                if not key.startswith(("tflite_val_", "tflite_micro_val_")):
                     tf.summary.scalar(_export_tag(key), value, step=step)
             tf.summary.scalar("time/export_seconds", seconds, step=step)
             if convert_seconds is not None:

@@ -38,6 +38,8 @@ def test_blocking_exports_join_each_epochs_logs_and_keep_the_best(tmp_path, data
     losses = history.history["tflite_val_loss"]
     assert len(losses) == 3 and len(history.history["tflite_val_mae"]) == 3
     assert all(v < 0.05 for v in history.history["tflite_mae_vs_float"])
+    # What the microcontroller computes, scored the same way, side by side.
+    assert history.history["tflite_micro_val_loss"] == pytest.approx(losses, rel=0.05)
     records = _history(tmp_path)
     assert [r["epoch"] for r in records] == [1, 2, 3]
     best_epoch = 1 + int(np.argmin(losses))

@@ -395,6 +395,9 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         targets = self._exporter.validation.targets
         for name, value in task_metrics(self.model, targets, judged.quantized_outputs).items():
             logs[f"tflite_val_{name}"] = value
+        if judged.micro_outputs:  # the same task metrics for what the microcontroller computes
+            for name, value in task_metrics(self.model, targets, judged.micro_outputs).items():
+                logs[f"tflite_micro_val_{name}"] = value
         return logs
 
     def _not_exportable(self, judged: Judged, logs: dict[str, float]) -> str | None:
