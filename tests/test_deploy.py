@@ -10,7 +10,7 @@ import pytest
 from conftest import build, sample_inputs
 
 from keras_tflite import TFLiteExportCallback
-from keras_tflite._deploy import resolver_method
+from keras_tflite._deploy import _identifier, resolver_method
 from keras_tflite._inspect import QuantizedTensor
 
 # A stand-in for TFLite Micro's resolver with the real method names of the ops used here: a name
@@ -71,7 +71,7 @@ def test_resolver_arena_and_helpers_compile_and_match_python(best, tmp_path):
         "  int status = RegisterModelOps(resolver);\n"
         '  std::printf("%d %u %d %u\\n", status, resolver.added, kTensorArenaSize, g_model_len);\n'
         + "".join(f'  std::printf("%d\\n", (int)QuantizeSeries({v}f));\n' for v in values)
-        + '  std::printf("%.6f\\n", DequantizeDense(-7));\n}\n'
+        + f'  std::printf("%.6f\\n", Dequantize{_identifier(manifest["outputs"][0]["name"])}(-7));\n}}\n'
     )
     binary = tmp_path / "check"
     subprocess.run(
@@ -106,6 +106,7 @@ def test_resolver_arena_and_helpers_compile_and_match_python(best, tmp_path):
 
 def test_arduino_sketch_ties_the_files_together(best):
     sketch = (best / "model.ino").read_text()
+    output = json.loads((best / "manifest.json").read_text())["outputs"][0]["name"]
     for needed in (
         '#include "model_data.h"',
         '#include "model_ops.h"',
@@ -114,6 +115,6 @@ def test_arduino_sketch_ties_the_files_together(best):
         "tflite::GetModel(g_model)",
         "QuantizeSeries(value)",
         "ResetVariableTensors()",
-        "DequantizeDense(",
+        f"Dequantize{_identifier(output)}(",
     ):
         assert needed in sketch, needed

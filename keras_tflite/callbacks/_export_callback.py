@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import threading
 import time
@@ -12,7 +11,7 @@ from typing import Any
 
 import keras
 
-from keras_tflite import _artifacts, _deploy, _plots
+from keras_tflite import _artifacts, _plots
 from keras_tflite._calibration import DEFAULT_NUM_SAMPLES
 from keras_tflite._export import DEFAULT_VALIDATION_SAMPLES, Exporter, Judged
 from keras_tflite._fidelity import is_flat_line
@@ -22,6 +21,17 @@ from keras_tflite._tensorboard import (
     export_images,
     keras_log_dir,
     manifest_markdown,
+)
+from keras_tflite.callbacks._options import _check_freq, _check_writable, _comparison
+from keras_tflite.callbacks._records import (
+    _deployment_files,
+    _float_counterpart,
+    _line,
+    _manifest,
+    _now,
+    _op_warnings,
+    _remove_tree,
+    closer_to_float,
 )
 from keras_tflite.callbacks._task_metrics import task_metrics
 
@@ -475,138 +485,3 @@ class TFLiteExportCallback(keras.callbacks.Callback):
                 print(_line(record, self.directory), flush=True)
         if finished:
             logs.update(finished[-1]["logs"])
-
-
-def _check_freq(export_freq: Any) -> str | int:
-    if export_freq in ("epoch", "improvement") or (
-        isinstance(export_freq, int) and not isinstance(export_freq, bool) and export_freq > 0
-    ):
-        return export_freq
-    raise ValueError(
-        "Expected export_freq to be 'epoch', 'improvement' or a positive number of batches. "
-        f"Received: {export_freq!r}."
-    )
-
-
-def _check_writable(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(
-            f"Expected directory to be a writable folder. Received: {str(directory)!r} ({error.strerror})."
-        ) from error
-
-
-def _deployment_files(judged: Judged, record: dict[str, Any], c_symbol: str) -> dict[str, str]:
-    """model_ops.h and model.ino, when TFLite Micro ran the model (so its arena is known)."""
-    arena = record["metrics"].get("tflite_arena_bytes")
-    if arena is None:
-        return {}
-    result = judged.result
-    return {
-        "model_ops.h": _deploy.model_header(result.ops, result.inputs, result.outputs, int(arena)),
-        "model.ino": _deploy.arduino_sketch(result.inputs, result.outputs, c_symbol),
-    }
-
-
-def closer_to_float(logs: dict[str, float]) -> str:
-    """Which runtime's int8 outputs are nearer the float model's (by MAE)."""
-    litert, micro = logs["tflite_mae_vs_float"], logs["tflite_micro_mae_vs_float"]
-    if litert == micro:
-        return "neither (equal)"
-    return "LiteRT" if litert < micro else "TFLite Micro"
-
-
-def _op_warnings(judged: Judged) -> list[str]:
-    """Float islands inside an int8 model: a QUANTIZE/DEQUANTIZE mid-graph or a float kernel."""
-    if judged.result is None or judged.result.quantization not in ("int8", "int16x8"):
-        return []
-    ops = judged.result.ops
-    islands = [op for op in ops if op in ("DEQUANTIZE", "QUANTIZE")]
-    if not islands:
-        return []
-    note = " (the WHILE boundary of a GRU/SimpleRNN loop stays float)" if "WHILE" in ops else ""
-    return [f"{len(islands)} QUANTIZE/DEQUANTIZE op(s) inside the int8 model: float islands{note}"]
-
-
-def _float_counterpart(monitor: str, logs: dict[str, Any]) -> float | None:
-    """The float model's value of an int8 monitor: 'tflite_val_loss' -> logs['val_loss']."""
-    value = logs.get(monitor.removeprefix("tflite_")) if monitor.startswith("tflite_") else None
-    return None if value is None else float(value)
-
-
-def _comparison(mode: str, monitor: str):
-    maximize = mode == "max" or (
-        mode == "auto" and any(k in monitor for k in ("acc", "auc", "cosine", "snr", "agreement"))
-    )
-    if maximize:
-        return lambda value, best, delta: value - delta > best
-    return lambda value, best, delta: value + delta < best
-
-
-def _manifest(
-    judged: Judged, record: dict[str, Any], callback: TFLiteExportCallback
-) -> dict[str, Any]:
-    from importlib.metadata import version
-
-    result = judged.result
-    return {
-        "epoch": record["epoch"],
-        "step": record["step"],
-        "time": record["time"],
-        "monitor": record["monitor"],
-        "value": record["value"],
-        "metrics": record["metrics"],
-        "quantization": result.quantization,
-        "strategy": result.strategy,
-        "ops": result.ops,
-        "inputs": [t.to_json() for t in result.inputs],
-        "outputs": [t.to_json() for t in result.outputs],
-        "attempts": [a.to_json() for a in result.attempts],
-        "calibration": {"samples": result.num_calibration_samples, "seed": result.seed},
-        "model_bytes": result.size,
-        "c_symbol": callback.c_symbol,
-        "layer_errors": judged.layer_errors,
-        "closer_to_float": record.get("closer_to_float"),
-        "warnings": record.get("warnings", []),
-        "versions": {
-            p: version(p)
-            for p in ("keras-tflite", "tensorflow", "keras", "ai-edge-litert", "tflite-micro")
-        },
-    }
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _line(record: dict[str, Any], directory: Path) -> str:
-    logs = record["logs"]
-    head = f"Epoch {record['epoch']}: "
-    if not record["exportable"] and not logs:
-        return head + f"export failed: {record['reason']}"
-    parts = [f"int8 {logs.get('tflite_model_bytes', 0) / 1024:.1f} KB"]
-    if "tflite_arena_bytes" in logs:
-        parts.append(f"arena {logs['tflite_arena_bytes'] / 1024:.1f} KB")
-    if record["value"] is not None:
-        float_value = record.get("float_value")
-        counterpart = "" if float_value is None else f" (float {float_value:.4g})"
-        parts.append(f"{record['monitor']} {record['value']:.4g}{counterpart}")
-    parts.append(f"MAE vs float {logs.get('tflite_mae_vs_float', float('nan')):.3g}")
-    tail = (
-        f"new best, saved to {directory / 'best'}"
-        if record["new_best"]
-        else ("not exportable: " + record["reason"])
-        if not record["exportable"]
-        else "not better"
-    )
-    return head + ", ".join(parts) + " - " + tail
