@@ -15,20 +15,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
+from digits import digits  # noqa: E402
 
 from keras_tflite import TFLiteExportCallback  # noqa: E402
-
-
-def digits():
-    """(x_train, y_train), (x_val, y_val): images scaled to [0, 1], shape (8, 8, 1); 80/20 split."""
-    bunch = load_digits()
-    x = (bunch.images / 16.0).astype(np.float32)[..., None]
-    y = bunch.target.astype(np.int32)
-    order = np.random.default_rng(0).permutation(len(x))
-    split = int(0.8 * len(x))
-    return (x[order[:split]], y[order[:split]]), (x[order[split:]], y[order[split:]])
 
 
 def build_model() -> keras.Model:

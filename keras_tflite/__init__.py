@@ -9,6 +9,7 @@ from keras_tflite._micro import MicroModel
 from keras_tflite._quantization import QUANTIZATION_MODES
 from keras_tflite._runtime import TFLiteModel
 from keras_tflite._strategies import STRATEGIES
+from keras_tflite._tfmot import prepare_qat
 from keras_tflite._worker import Attempt
 
 
@@ -39,4 +40,5 @@ __all__ = [
     "TFLiteExportCallback",
     "TFLiteModel",
     "convert",
+    "prepare_qat",
 ]

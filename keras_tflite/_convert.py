@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -11,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from keras_tflite import _calibration, _job, _sizing, _strategies, _worker
-from keras_tflite._inspect import QuantizedTensor, from_details, op_names, trailing_number
+from keras_tflite import _calibration, _job, _sizing, _strategies, _tfmot, _worker
+from keras_tflite._inspect import QuantizedTensor, io_details, op_names
 from keras_tflite._quantization import CALIBRATED_MODES, check_mode
 from keras_tflite._specs import TensorInfo, framework_of, input_infos, output_names
 from keras_tflite._worker import Attempt
@@ -47,6 +46,9 @@ class ConversionResult:
         num_calibration_samples: Samples the converter calibrated on (0 when not calibrated).
         seed: Seed of the calibration draw.
         batch_size: The fixed batch dimension of the converted model.
+        quantization_aware: The int8 ranges were learned in quantization-aware training (tfmot),
+            not calibrated.
+        sparsity: For a pruned model (tfmot), the fraction of zero weights in each pruned layer.
     """
 
     tflite: bytes
@@ -59,6 +61,8 @@ class ConversionResult:
     num_calibration_samples: int
     seed: int
     batch_size: int
+    quantization_aware: bool = False
+    sparsity: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -89,10 +93,12 @@ def convert(
     order until one converts; `result.attempts` says why each other one failed or was skipped.
 
     Args:
-        model: A built Keras 3 (TensorFlow backend) or tf_keras model.
+        model: A built Keras 3 model (any backend: it is rebuilt on TensorFlow to convert) or
+            tf_keras model, including tfmot quantization-aware and pruned models.
         representative_data: Calibration data: numpy arrays, `(x, y)` tuples, dicts by input
             name, a `tf.data.Dataset` (batched or not), a generator or a `keras.utils.PyDataset`.
-            Required for "int8", "int8_float_io" and "int16x8".
+            Required for "int8", "int8_float_io" and "int16x8", except for a quantization-aware
+            trained model, which converts with its learned ranges.
         quantization: One of "int8" (int8 inputs and outputs, int8 ops only: what TFLite Micro
             runs), "int8_float_io", "int16x8", "float16", "dynamic", "float32". Defaults to "int8".
         batch_size: The converted model's fixed batch dimension. Defaults to 1.
@@ -132,10 +138,11 @@ def convert(
             job_dir, model, inputs, calibration, quantization=quantization, batch_size=batch_size
         )
         tflite, attempts = run_job(job_dir, names, framework, timeout)
+        facts = _worker.facts(job_dir)
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
     return describe_result(
-        tflite, attempts, model, inputs, calibration, quantization, seed, batch_size
+        tflite, attempts, model, inputs, calibration, quantization, seed, batch_size, facts
     )
 
 
@@ -149,8 +156,11 @@ def run_job(job_dir: Path, names: list[str], framework: str, timeout: float):
     return (job_dir / "model.tflite").read_bytes(), attempts
 
 
-def describe_result(tflite, attempts, model, inputs, calibration, quantization, seed, batch_size):
+def describe_result(
+    tflite, attempts, model, inputs, calibration, quantization, seed, batch_size, facts
+):
     described_inputs, described_outputs = _describe(tflite, inputs, model)
+    calibrated = quantization in CALIBRATED_MODES and not _learned_ranges(model)
     return ConversionResult(
         tflite=tflite,
         strategy=next(a.strategy for a in attempts if a.status == "converted"),
@@ -159,16 +169,24 @@ def describe_result(tflite, attempts, model, inputs, calibration, quantization, 
         outputs=described_outputs,
         attempts=attempts,
         quantization=quantization,
-        num_calibration_samples=calibration.num_samples if quantization in CALIBRATED_MODES else 0,
+        num_calibration_samples=calibration.num_samples if calibrated else 0,
         seed=seed,
         batch_size=batch_size,
+        quantization_aware=_learned_ranges(model),
+        sparsity=facts.get("sparsity", {}),
     )
 
 
+def _learned_ranges(model: Any) -> bool:
+    return _tfmot.QAT in _tfmot.optimizations(model)
+
+
 def prepare_inputs(model, data, quantization, num_samples, seed):
+    _tfmot.check_mode(model, quantization)
     declared = input_infos(model)
+    calibrated = quantization in CALIBRATED_MODES and not _learned_ranges(model)
     if data is None:
-        if quantization in CALIBRATED_MODES:
+        if calibrated:
             raise ValueError(
                 f"Expected representative_data for quantization={quantization!r}: int8 calibration "
                 "needs samples of the model's inputs. Received: None."
@@ -179,8 +197,9 @@ def prepare_inputs(model, data, quantization, num_samples, seed):
                 "model), so their shapes must come from a sample. Received: None."
             )
         data = {i.name: np.zeros((1, *i.shape), i.dtype) for i in declared}
+        num_samples = 1  # a placeholder sample carries the shapes; nothing calibrates on it
     _check_num_samples(num_samples)
-    sized = quantization in CALIBRATED_MODES and declared is not None
+    sized = calibrated and declared is not None
     auto = num_samples == "auto"
     pool_size = _sizing.AUTO_LIMIT if auto else num_samples * (4 if sized else 1)
     calibration = _calibration.collect(data, declared, num_samples=pool_size, seed=seed)
@@ -232,28 +251,15 @@ def _failure_message(attempts: list[Attempt]) -> str:
 
 
 def _describe(tflite: bytes, inputs: list[TensorInfo], model: Any):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=tflite)
-    in_details = _match_inputs(interpreter.get_input_details(), inputs)
-    out_details = sorted(interpreter.get_output_details(), key=lambda d: trailing_number(d["name"]))
-    names = output_names(model, len(out_details))
-    described_inputs = [dataclasses.replace(from_details(d), name=i.name) for d, i in in_details]
-    described_outputs = [
-        dataclasses.replace(from_details(d), name=n) for d, n in zip(out_details, names)
-    ]
-    return described_inputs, described_outputs
-
-
-def _match_inputs(details: list[dict], inputs: list[TensorInfo]) -> list[tuple[dict, TensorInfo]]:
-    """Pairs runtime input details with model inputs by name (signatures may reorder inputs)."""
-    by_name = {}
-    for info in inputs:
-        matches = [
-            d for d in details if re.search(rf"(^|_){re.escape(info.name)}(:\d+)?$", d["name"])
+    """The converted inputs in the model's order and its outputs, under the model's names."""
+    runtime_inputs, runtime_outputs = io_details(tflite)
+    by_name = {t.name: t for t in runtime_inputs}
+    if set(by_name) == {i.name for i in inputs}:  # signatures may reorder inputs
+        described_inputs = [by_name[i.name] for i in inputs]
+    else:
+        described_inputs = [
+            dataclasses.replace(t, name=i.name) for t, i in zip(runtime_inputs, inputs)
         ]
-        if len(matches) == 1:
-            by_name[info.name] = matches[0]
-    if len(by_name) == len(inputs):
-        return [(by_name[i.name], i) for i in inputs]
-    return list(zip(details, inputs))
+    names = output_names(model, len(runtime_outputs))
+    described_outputs = [dataclasses.replace(t, name=n) for t, n in zip(runtime_outputs, names)]
+    return described_inputs, described_outputs

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_tflite import _calibration, _job, _strategies
+from keras_tflite import _calibration, _job, _strategies, _worker
 from keras_tflite._convert import ConversionResult, describe_result, prepare_inputs, run_job
 from keras_tflite._fidelity import fidelity
 from keras_tflite._specs import framework_of
@@ -64,6 +64,7 @@ class Exporter:
     ):
         self.layer_errors = layer_errors
         self.framework = framework_of(model)
+        self.trained_on = _trained_on(model)
         self.niceness = niceness
         self.strategies = _strategies.plan(self.framework, strategies)
         self.quantization, self.batch_size, self.seed = quantization, batch_size, seed
@@ -72,14 +73,18 @@ class Exporter:
             model, representative_data, quantization, num_calibration_samples, seed
         )
         self.num_validation_samples = num_validation_samples
+        if representative_data is None and validation_data is None:
+            raise ValueError(
+                "Expected validation_data (or representative_data) to judge each export on. "
+                "Received: neither."
+            )
         self.validation = self._validation(
             representative_data if validation_data is None else validation_data, seed
         )
         self.held_out = validation_data is None
         self._work = Path(tempfile.mkdtemp(prefix="keras_tflite_export_"))
         self._model = model
-        self.model_file = self._work / "model.keras"
-        model.save(self.model_file)
+        self.model_file = _job.save_model(model, self._work)
 
     def _validation(self, data: Any, seed: int) -> Validation:
         pairs = _pairs(data, self.inputs)
@@ -93,7 +98,24 @@ class Exporter:
         targets = [np.stack([pairs[c][1][k] for c in chosen]) for k in range(len(pairs[0][1]))]
         return Validation(inputs, targets)
 
-    def export(self, weights: list[np.ndarray]) -> Judged:
+    def float_reference(self, model: Any) -> list[np.ndarray] | None:
+        """The float outputs on the validation inputs, when only this process can compute them.
+
+        A model trained on JAX or torch is rebuilt on TensorFlow to convert: its int8 model is
+        judged against its own backend's outputs, computed here from the current weights.
+        """
+        import keras
+
+        if self.framework != "keras" or keras.backend.backend() == "tensorflow":
+            return None
+        arrays = [self.validation.inputs[i.name] for i in self.inputs]
+        outputs = model.predict(arrays[0] if len(arrays) == 1 else arrays, verbose=0)
+        return [np.asarray(o) for o in _job._flat(outputs)]
+
+    def export(
+        self, weights: list[np.ndarray], reference: list[np.ndarray] | None = None
+    ) -> Judged:
+        """Converts and judges one weights snapshot; `reference` is `float_reference`'s."""
         began = time.perf_counter()
         job_dir = Path(tempfile.mkdtemp(prefix="job_", dir=self._work))
         try:
@@ -107,10 +129,12 @@ class Exporter:
                 model_file=self.model_file,
                 weights=weights,
                 validation=self.validation.inputs,
+                reference=reference,
                 niceness=self.niceness,
                 layer_errors=self.layer_errors,
             )
             tflite, attempts = run_job(job_dir, self.strategies, self.framework, self.timeout)
+            facts = _worker.facts(job_dir)
             result = describe_result(
                 tflite,
                 attempts,
@@ -120,6 +144,7 @@ class Exporter:
                 self.quantization,
                 self.seed,
                 self.batch_size,
+                facts,
             )
             return self._judge(job_dir, result, began)
         except Exception as error:  # noqa: BLE001 - an export failure never stops training
@@ -151,6 +176,8 @@ class Exporter:
             metrics["micro_max_lsb_vs_litert"] = _max_lsb(result, litert, micro)
             metrics["arena_bytes"] = float(report["arena_bytes"])
         metrics["model_bytes"] = float(result.size)
+        if "rebuild_max_abs_diff" in report:  # the TensorFlow rebuild against the training backend
+            metrics["rebuild_max_abs_diff"] = report["rebuild_max_abs_diff"]
         layers = next((e["layers"] for e in events if "layers" in e), None)
         return Judged(
             result, metrics, litert, expected, micro_error, None, _since(began), micro, layers
@@ -204,6 +231,15 @@ def _pairs(data: Any, inputs) -> list[tuple[dict, list | None]]:
             "Expected validation_data to hold at least one sample. Received: no samples."
         )
     return pairs
+
+
+def _trained_on(model: Any) -> str:
+    """ "tf_keras", or "keras (BACKEND)" for Keras 3."""
+    if framework_of(model) == "tf_keras":
+        return "tf_keras"
+    import keras
+
+    return f"keras ({keras.backend.backend()})"
 
 
 def _since(began: float) -> float:

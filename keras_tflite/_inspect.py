@@ -88,7 +88,22 @@ def io_details(tflite: bytes) -> tuple[list[QuantizedTensor], list[QuantizedTens
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=tflite)
-    inputs = [from_details(d) for d in interpreter.get_input_details()]
+    signature = _signature_input_names(interpreter)
+    inputs = [
+        dataclasses.replace(
+            from_details(d), name=signature.get(d["index"]) or display_name(d["name"])
+        )
+        for d in interpreter.get_input_details()
+    ]
     outputs = [from_details(d) for d in interpreter.get_output_details()]
-    inputs = [dataclasses.replace(t, name=display_name(t.name)) for t in inputs]
     return inputs, sorted(outputs, key=lambda t: trailing_number(t.name))
+
+
+def _signature_input_names(interpreter: Any) -> dict[int, str]:
+    """Input tensor index -> the signature's name for it: the name the model was traced with,
+    even where the converter renamed the tensor (a QAT model's input is its FakeQuant op)."""
+    signatures = list(interpreter.get_signature_list())
+    if len(signatures) != 1:
+        return {}
+    details = interpreter.get_signature_runner(signatures[0]).get_input_details()
+    return {d["index"]: name for name, d in details.items()}

@@ -34,8 +34,8 @@ class MicroModel(_QuantizedRunner):
         self.arena_size = arena_size or max(16 * len(self.tflite), 1 << 20)
         self.interpreter = runtime.Interpreter.from_bytes(self.tflite, arena_size=self.arena_size)
         # TFLite Micro's inputs and outputs keep the flatbuffer's order.
-        self._input_order = _positions(self.tflite, self.inputs, "inputs")
-        self._output_order = _positions(self.tflite, self.outputs, "outputs")
+        self._input_order = list(range(len(self.inputs)))  # `io_details` keeps runtime order
+        self._output_order = _output_positions(self.tflite, self.outputs)
 
     def _invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         self.interpreter.reset()
@@ -58,16 +58,12 @@ class MicroModel(_QuantizedRunner):
         return int(match.group(1))
 
 
-def _positions(tflite: bytes, tensors, kind: str) -> list[int]:
-    """Where each named runtime tensor sits in the flatbuffer's subgraph input/output list."""
+def _output_positions(tflite: bytes, tensors) -> list[int]:
+    """Where each named output tensor sits in the flatbuffer's subgraph output list."""
     from ai_edge_litert.interpreter import Interpreter
 
-    details = getattr(Interpreter(model_content=tflite), f"get_{kind[:-1]}_details")()
-    from keras_tflite._inspect import display_name
-
-    ordered = [display_name(d["name"]) for d in details]
-    raw = [d["name"] for d in details]
-    return [ordered.index(t.name) if t.name in ordered else raw.index(t.name) for t in tensors]
+    raw = [d["name"] for d in Interpreter(model_content=tflite).get_output_details()]
+    return [raw.index(t.name) for t in tensors]
 
 
 def _captured_stderr(function) -> str:

@@ -18,8 +18,11 @@ def check_mode(quantization: Any) -> str:
     return quantization
 
 
-def configure(converter: Any, quantization: str, representative_dataset: Callable) -> None:
-    """Sets the converter's optimizations, op sets and I/O types for `quantization`."""
+def configure(converter: Any, quantization: str, representative_dataset: Callable | None) -> None:
+    """Sets the converter's optimizations, op sets and I/O types for `quantization`.
+
+    `representative_dataset` is None for a model whose ranges were learned in training (QAT).
+    """
     import tensorflow as tf
 
     if quantization == "float32":
@@ -30,12 +33,16 @@ def configure(converter: Any, quantization: str, representative_dataset: Callabl
         return
     if quantization == "dynamic":
         return
-    converter.representative_dataset = representative_dataset
     if quantization == "int16x8":
+        converter.representative_dataset = representative_dataset
         ops = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         converter.target_spec.supported_ops = [ops]
         converter.inference_input_type = converter.inference_output_type = tf.int16
         return
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if representative_dataset is not None:
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    # else the learned ranges quantize it; naming the int8 op set would make the converter
+    # demand a representative dataset before it looks for them (measured).
     if quantization == "int8":
         converter.inference_input_type = converter.inference_output_type = tf.int8

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_tflite._inspect import QuantizedTensor, io_details, op_names
+from keras_tflite._inspect import io_details, op_names
 
 
 def _read(model: bytes | str | os.PathLike) -> bytes:
@@ -103,8 +103,10 @@ class TFLiteModel(_QuantizedRunner):
 
         self.interpreter = Interpreter(model_content=self.tflite, num_threads=num_threads)
         self.interpreter.allocate_tensors()
-        self._input_index = _runtime_indices(self.interpreter.get_input_details(), self.inputs)
-        self._output_index = _runtime_indices(self.interpreter.get_output_details(), self.outputs)
+        # `io_details` keeps the runtime's input order and the outputs' raw names
+        self._input_index = [d["index"] for d in self.interpreter.get_input_details()]
+        by_name = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
+        self._output_index = [by_name[t.name] for t in self.outputs]
 
     def _invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         self.interpreter.reset_all_variables()
@@ -112,11 +114,3 @@ class TFLiteModel(_QuantizedRunner):
             self.interpreter.set_tensor(index, value)
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(i) for i in self._output_index]
-
-
-def _runtime_indices(details: list[dict], tensors: list[QuantizedTensor]) -> list[int]:
-    from keras_tflite._inspect import display_name
-
-    by_name = {display_name(d["name"]): d["index"] for d in details}
-    by_name.update({d["name"]: d["index"] for d in details})
-    return [by_name[t.name] for t in tensors]

@@ -80,7 +80,12 @@ def _run_worker(job_dir: Path, strategies: list[str], timeout: float) -> list[At
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1")},
+            env={
+                **os.environ,
+                "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1"),
+                # Models trained on JAX or torch are rebuilt on TensorFlow, the converter's backend.
+                "KERAS_BACKEND": "tensorflow",
+            },
         )
         timed_out = _wait(process, progress, timeout)
     events = _read_events(progress)
@@ -157,6 +162,12 @@ def last_messages(log_path: Path, count: int = 3) -> str:
 # ---- the worker process ------------------------------------------------------------------------
 
 
+def facts(job_dir: Path) -> dict[str, Any]:
+    """What the last worker reported about the deployable model (a pruned model's sparsity)."""
+    events = _read_events(job_dir / "progress.jsonl")
+    return next((e["facts"] for e in events if "facts" in e), {})
+
+
 def _emit(job_dir: Path, event: dict[str, Any]) -> None:
     with open(job_dir / "progress.jsonl", "a") as f:
         f.write(json.dumps({**event, "time": time.time()}) + "\n")
@@ -172,13 +183,15 @@ def main(argv: list[str]) -> int:
     job = json.loads((job_dir / "job.json").read_text())
     os.nice(job.get("niceness", 0))  # exports during training yield the cores to training
     try:
-        model = _job.load_model(job_dir, job)
+        model, facts = _job.deployable(_job.load_model(job_dir, job), job)
     except Exception as error:  # noqa: BLE001 - reported to the caller verbatim
         _emit(
             job_dir,
             {"load_error": f"Could not rebuild the model in the conversion worker: {error}"},
         )
         return 3
+    if facts:
+        _emit(job_dir, {"facts": facts})
     for name in strategies:
         skip = _job.skip_reason(name, model)
         if skip:

@@ -47,9 +47,15 @@ class TFLiteExportCallback(keras.callbacks.Callback):
     keys (the int8 model's `tflite_val_loss` and metrics, its error against float), and the best
     exportable model lands in `directory/best/` with a C array and a manifest.
 
+    The model may be Keras 3 on any backend (JAX and torch models are rebuilt on TensorFlow to
+    convert and judged against their own backend's outputs), tf_keras, or tf_keras wrapped by
+    tensorflow-model-optimization: quantization-aware models convert with their learned ranges,
+    pruned ones with the wrappers stripped and their sparsity in the manifest.
+
     Args:
         directory: Where exports, `best/` and `history.jsonl` are written.
-        representative_data: Calibration data, any form `keras_tflite.convert` takes.
+        representative_data: Calibration data, any form `keras_tflite.convert` takes. Optional
+            for a quantization-aware trained model (tfmot), which converts with learned ranges.
         validation_data: `(x, y)` data to judge each export on. Defaults to a held-out part of
             `representative_data` (with a warning).
         quantization: Quantization mode. Defaults to "int8".
@@ -98,7 +104,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
     def __init__(
         self,
         directory: str | os.PathLike,
-        representative_data: Any,
+        representative_data: Any = None,
         validation_data: Any = None,
         *,
         quantization: str = "int8",
@@ -297,6 +303,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             "step": self._step,
             "logs": logs,
             "weights": self.model.get_weights(),
+            "reference": self._exporter.float_reference(self.model),
         }
         if self.blocking:
             self._finished.append(self._process_safely(snapshot))
@@ -339,7 +346,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             return record | {"logs": {}}
 
     def _process(self, snapshot: dict[str, Any]) -> dict[str, Any]:
-        judged = self._exporter.export(snapshot["weights"])
+        judged = self._exporter.export(snapshot["weights"], snapshot["reference"])
         logs = self._tflite_logs(judged)
         merged = {**snapshot["logs"], **logs}
         reason = self._not_exportable(judged, logs)

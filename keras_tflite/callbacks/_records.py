@@ -48,6 +48,20 @@ def _float_counterpart(monitor: str, logs: dict[str, Any]) -> float | None:
     return None if value is None else float(value)
 
 
+def _pruning(result: Any) -> dict[str, Any] | None:
+    """A pruned model's sparsity per layer and what it saves once compressed (flash images,
+    over-the-air updates): int8 flatbuffers store zeros densely."""
+    if not result.sparsity:
+        return None
+    import gzip
+
+    return {
+        "sparsity": result.sparsity,
+        "model_bytes": result.size,
+        "gzip_bytes": len(gzip.compress(result.tflite, mtime=0)),
+    }
+
+
 def _manifest(judged: Judged, record: dict[str, Any], callback: Any) -> dict[str, Any]:
     from importlib.metadata import version
 
@@ -65,8 +79,16 @@ def _manifest(judged: Judged, record: dict[str, Any], callback: Any) -> dict[str
         "inputs": [t.to_json() for t in result.inputs],
         "outputs": [t.to_json() for t in result.outputs],
         "attempts": [a.to_json() for a in result.attempts],
-        "calibration": {"samples": result.num_calibration_samples, "seed": result.seed},
+        "calibration": {
+            "samples": result.num_calibration_samples,
+            "seed": result.seed,
+            "ranges": "learned (quantization-aware training)"
+            if result.quantization_aware
+            else "calibrated",
+        },
         "model_bytes": result.size,
+        "pruning": _pruning(result),
+        "trained_on": callback._exporter.trained_on,
         "c_symbol": callback.c_symbol,
         "layer_errors": judged.layer_errors,
         "closer_to_float": record.get("closer_to_float"),
