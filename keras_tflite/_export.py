@@ -61,8 +61,11 @@ class Exporter:
         niceness: int = 0,
         num_validation_samples: int = DEFAULT_VALIDATION_SAMPLES,
         layer_errors: bool = False,
+        owns_model: bool = False,
     ):
         self.layer_errors = layer_errors
+        # A private copy of the model (distributed training): export() may load weights into it.
+        self.owns_model = owns_model
         self.framework = framework_of(model)
         self.trained_on = _trained_on(model)
         self.niceness = niceness
@@ -117,6 +120,9 @@ class Exporter:
     ) -> Judged:
         """Converts and judges one weights snapshot; `reference` is `float_reference`'s."""
         began = time.perf_counter()
+        if reference is None and self.owns_model:
+            self._model.set_weights(weights)
+            reference = self.float_reference(self._model)
         job_dir = Path(tempfile.mkdtemp(prefix="job_", dir=self._work))
         try:
             _job.write(

@@ -81,7 +81,8 @@ def _run_worker(job_dir: Path, strategies: list[str], timeout: float) -> list[At
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env={
-                **os.environ,
+                # The worker never joins a tf.distribute cluster its parent trains in.
+                **{k: v for k, v in os.environ.items() if k != "TF_CONFIG"},
                 "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1"),
                 # Models trained on JAX or torch are rebuilt on TensorFlow, the converter's backend.
                 "KERAS_BACKEND": "tensorflow",

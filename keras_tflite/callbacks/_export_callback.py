@@ -22,6 +22,7 @@ from keras_tflite._tensorboard import (
     keras_log_dir,
     manifest_markdown,
 )
+from keras_tflite.callbacks import _distributed
 from keras_tflite.callbacks._options import _check_freq, _check_writable, _comparison
 from keras_tflite.callbacks._records import (
     _deployment_files,
@@ -167,7 +168,8 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         self.seed, self.timeout, self.strategies = seed, timeout, strategies
         self.log_dir, self.images, self.layer_errors = log_dir, images, layer_errors
         _artifacts.c_array(b"", c_symbol)  # validates the symbol now, not after training
-        _check_writable(self.directory)
+        if _distributed.chief_before_training():  # other workers never write to `directory`
+            _check_writable(self.directory)
         self.best: float | None = initial_value_threshold
         self._lock = threading.Lock()
         self._pending: dict[str, Any] | None = None
@@ -178,8 +180,25 @@ class TFLiteExportCallback(keras.callbacks.Callback):
     # ---- Keras hooks --------------------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
+        self._role = _distributed.role(self.model)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tflite-export")
+        weights = self.model.get_weights() if self._role.multi_worker else None  # on every worker
+        if not self._role.writer:
+            return  # the chief exports; this worker only receives its logs at each epoch end
+        log_dir = self.log_dir or keras_log_dir(self) or self.directory / "logs"
+        self._off_scope(self._prepare, log_dir, weights)
+
+    def _off_scope(self, function, *args):
+        """Runs `function` outside `fit`'s strategy scope or JAX distribution (both per thread):
+        under them, a variable it created would be a collective only the chief joins."""
+        if self._role.strategy is None and not self._role.multi_worker:
+            return function(*args)
+        return self._executor.submit(function, *args).result()
+
+    def _prepare(self, log_dir, weights) -> None:
+        model = self.model if weights is None else _distributed.local_copy(self.model, weights)
         self._exporter = Exporter(
-            self.model,
+            model,
             self.representative_data,
             self.validation_data,
             quantization=self.quantization,
@@ -192,6 +211,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             niceness=0 if self.blocking else 10,
             num_validation_samples=self.num_validation_samples,
             layer_errors=self.layer_errors,
+            owns_model=weights is not None,
         )
         if self.validation_data is None:
             import warnings
@@ -206,7 +226,6 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         previous = _artifacts.read_manifest(self.directory / "best")
         if previous is not None and previous.get("monitor") == self.monitor:
             self.best = previous["value"]
-        log_dir = self.log_dir or keras_log_dir(self) or self.directory / "logs"
         self._summaries = ExportSummaries(log_dir)
         self._draw = self.images and _plots.available()
         if self.images and not self._draw:
@@ -217,7 +236,6 @@ class TFLiteExportCallback(keras.callbacks.Callback):
                 'pip install "keras-tflite[plots]" (or images=False to silence this).',
                 stacklevel=2,
             )
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tflite-export")
 
     def on_train_batch_end(self, batch, logs=None):
         # Under steps_per_execution Keras reports every Nth batch: count the batches in between.
@@ -237,13 +255,15 @@ class TFLiteExportCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             logs = {}
+        if self._last_batch_seen == -1:  # tf_keras skips batch hooks a callback does not need
+            self._step += self.params.get("steps") or 0
         last = epoch + 1 == self.params.get("epochs")
         due = (epoch + 1) % self.every_n_epochs == 0 or last
         if (self.export_freq == "epoch" and due) or (
             self.export_freq == "improvement" and self._float_improved(logs)
         ):
             self._export(epoch, dict(logs))
-        self._report_into(logs)
+        self._report_into(logs, share=True)
 
     def _float_improved(self, logs: dict[str, Any]) -> bool:
         value = logs.get(self.float_monitor)
@@ -280,6 +300,9 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         return False
 
     def on_train_end(self, logs=None):
+        if not self._role.writer:
+            self._executor.shutdown(wait=True)
+            return
         draining = self._draining
         if draining is not None:
             try:
@@ -298,15 +321,22 @@ class TFLiteExportCallback(keras.callbacks.Callback):
     # ---- exporting ----------------------------------------------------------------------------
 
     def _export(self, epoch: int, logs: dict[str, Any]) -> None:
+        weights = self.model.get_weights()  # on every worker: reads may be collectives
+        if not self._role.writer:
+            return
         snapshot = {
             "epoch": epoch,
             "step": self._step,
             "logs": logs,
-            "weights": self.model.get_weights(),
-            "reference": self._exporter.float_reference(self.model),
+            "weights": weights,
+            # On JAX or torch, the float outputs to judge against; across processes the
+            # exporter computes them on its own copy (a prediction there is a collective).
+            "reference": None
+            if self._role.multi_worker
+            else self._exporter.float_reference(self.model),
         }
         if self.blocking:
-            self._finished.append(self._process_safely(snapshot))
+            self._finished.append(self._off_scope(self._process_safely, snapshot))
             return
         with self._lock:
             self._pending = snapshot  # a newer snapshot replaces one still waiting: latest wins
@@ -410,10 +440,12 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             return {}
         logs = {f"tflite_{k}": v for k, v in judged.metrics.items()}
         targets = self._exporter.validation.targets
-        for name, value in task_metrics(self.model, targets, judged.quantized_outputs).items():
+        # `_model`, not `model`: on JAX the property syncs training state, which only the
+        # training thread may do; the compile config is all that is read here.
+        for name, value in task_metrics(self._model, targets, judged.quantized_outputs).items():
             logs[f"tflite_val_{name}"] = value
         if judged.micro_outputs:  # the same task metrics for what the microcontroller computes
-            for name, value in task_metrics(self.model, targets, judged.micro_outputs).items():
+            for name, value in task_metrics(self._model, targets, judged.micro_outputs).items():
                 logs[f"tflite_micro_val_{name}"] = value
         return logs
 
@@ -484,11 +516,13 @@ class TFLiteExportCallback(keras.callbacks.Callback):
 
     # ---- reporting ----------------------------------------------------------------------------
 
-    def _report_into(self, logs: dict[str, Any]) -> None:
+    def _report_into(self, logs: dict[str, Any], share: bool = False) -> None:
+        """Adds the newest finished export's `tflite_*` logs; with `share`, on every worker (all
+        of them call this at each epoch end under a multi-worker strategy)."""
         with self._lock:
             finished, self._finished = self._finished, []
         for record in finished:
             if self.verbose:
                 print(_line(record, self.directory), flush=True)
-        if finished:
-            logs.update(finished[-1]["logs"])
+        newest = finished[-1]["logs"] if finished else {}
+        logs.update(_distributed.share(self._role, newest) if share else newest)
