@@ -146,10 +146,10 @@ def convert(
     )
 
 
-def run_job(job_dir: Path, names: list[str], framework: str, timeout: float):
+def run_job(job_dir: Path, names: list[str], framework: str, timeout: float, on_events=None):
     """Runs the strategies on a written job; returns (flatbuffer, attempts)."""
     skipped, runnable = _skip_by_framework(names, framework)
-    ran = _worker.run(job_dir, runnable, timeout=timeout) if runnable else []
+    ran = _worker.run(job_dir, runnable, timeout=timeout, on_events=on_events) if runnable else []
     attempts = sorted(skipped + ran, key=lambda a: names.index(a.strategy))
     if not any(a.status == "converted" for a in attempts):
         raise ConversionError(_failure_message(attempts), attempts)

@@ -152,45 +152,47 @@ class Exporter:
                 self.batch_size,
                 facts,
             )
-            return self._judge(job_dir, result, began)
+            return read_judged(job_dir, result, began)
         except Exception as error:  # noqa: BLE001 - an export failure never stops training
             return Judged(None, {}, [], [], None, f"{type(error).__name__}: {error}", _since(began))
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
 
-    def _judge(self, job_dir: Path, result: ConversionResult, began: float) -> Judged:
-        events = [
-            json.loads(x)
-            for x in (job_dir / "progress.jsonl").read_text().splitlines()
-            if x.endswith("}")
-        ]
-        report = next((e["judged"] for e in events if "judged" in e), None)
-        if report is None:
-            message = "judging crashed the worker (LiteRT or TFLite Micro)"
-            return Judged(result, {}, [], [], None, message, _since(began))
-        with np.load(job_dir / "judged.npz") as stored:
-            arrays = {k: stored[k] for k in stored.files}
-        count = len(result.outputs)
-        expected = [arrays[f"float_{i}"] for i in range(count)]
-        litert = [arrays[f"litert_{i}"] for i in range(count)]
-        metrics = {f"{k}_vs_float": v for k, v in fidelity(expected, litert).items()}
-        micro_error = report.get("micro_error")
-        micro = []
-        if micro_error is None:
-            micro = [arrays[f"micro_{i}"] for i in range(count)]
-            metrics |= {f"micro_{k}_vs_float": v for k, v in fidelity(expected, micro).items()}
-            metrics["micro_max_lsb_vs_litert"] = _max_lsb(result, litert, micro)
-            metrics["arena_bytes"] = float(report["arena_bytes"])
-        metrics["model_bytes"] = float(result.size)
-        if "rebuild_max_abs_diff" in report:  # the TensorFlow rebuild against the training backend
-            metrics["rebuild_max_abs_diff"] = report["rebuild_max_abs_diff"]
-        layers = next((e["layers"] for e in events if "layers" in e), None)
-        return Judged(
-            result, metrics, litert, expected, micro_error, None, _since(began), micro, layers
-        )
-
     def close(self) -> None:
         shutil.rmtree(self._work, ignore_errors=True)
+
+
+def read_judged(job_dir: Path, result: ConversionResult, began: float) -> Judged:
+    """The worker's judgement of `result`: runtime outputs against float, and their metrics."""
+    events = [
+        json.loads(x)
+        for x in (job_dir / "progress.jsonl").read_text().splitlines()
+        if x.endswith("}")
+    ]
+    report = next((e["judged"] for e in events if "judged" in e), None)
+    if report is None:
+        message = "judging crashed the worker (LiteRT or TFLite Micro)"
+        return Judged(result, {}, [], [], None, message, _since(began))
+    with np.load(job_dir / "judged.npz") as stored:
+        arrays = {k: stored[k] for k in stored.files}
+    count = len(result.outputs)
+    expected = [arrays[f"float_{i}"] for i in range(count)]
+    litert = [arrays[f"litert_{i}"] for i in range(count)]
+    metrics = {f"{k}_vs_float": v for k, v in fidelity(expected, litert).items()}
+    micro_error = report.get("micro_error")
+    micro = []
+    if micro_error is None:
+        micro = [arrays[f"micro_{i}"] for i in range(count)]
+        metrics |= {f"micro_{k}_vs_float": v for k, v in fidelity(expected, micro).items()}
+        metrics["micro_max_lsb_vs_litert"] = _max_lsb(result, litert, micro)
+        metrics["arena_bytes"] = float(report["arena_bytes"])
+    metrics["model_bytes"] = float(result.size)
+    if "rebuild_max_abs_diff" in report:  # the TensorFlow rebuild against the training backend
+        metrics["rebuild_max_abs_diff"] = report["rebuild_max_abs_diff"]
+    layers = next((e["layers"] for e in events if "layers" in e), None)
+    return Judged(
+        result, metrics, litert, expected, micro_error, None, _since(began), micro, layers
+    )
 
 
 def _max_lsb(result: ConversionResult, litert: list[np.ndarray], micro: list[np.ndarray]) -> float:

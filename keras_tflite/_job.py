@@ -99,6 +99,10 @@ def _custom_modules(model: Any) -> set[str]:
 
 
 def load_model(job_dir: Path, job: dict[str, Any]) -> Any:
+    if "source" in job:  # `keras-tflite convert`: the user's file, loaded only here
+        from keras_tflite import _sources
+
+        return _sources.load(job["source"])
     with _tfmot.load_scope(job["optimizations"]):
         return _load_model(job_dir, job)
 
@@ -132,6 +136,24 @@ def _with_weights(model: Any, job_dir: Path) -> Any:
     return model
 
 
+def describe(model: Any) -> dict[str, Any]:
+    """The loaded model's framework, inputs and outputs, for the caller to prepare data."""
+    from keras_tflite._specs import input_infos, output_names
+
+    framework = framework_of(model)
+    if framework == "graph":
+        return {"framework": framework, **model.describe()}
+    inputs = input_infos(model)
+    if inputs is None:
+        raise ValueError("Expected a model that declares its inputs. Received: a subclassed model.")
+    count = len(model.outputs) if getattr(model, "outputs", None) else 1
+    return {
+        "framework": framework,
+        "inputs": [i.to_json() for i in inputs],
+        "outputs": output_names(model, count),
+    }
+
+
 def deployable(model: Any, job: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The model as it deploys (pruning wrappers stripped), and facts about it for the caller."""
     if _tfmot.PRUNED not in job["optimizations"]:
@@ -163,15 +185,42 @@ def judge(model: Any, tflite: bytes, job_dir: Path, job: dict[str, Any]) -> dict
         )
     outputs = {f"float_{i}": a for i, a in enumerate(expected)}
     named = {i.name: a for i, a in zip(inputs, arrays)}
-    outputs |= {f"litert_{i}": a for i, a in enumerate(_flat(TFLiteModel(tflite).predict(named)))}
+    litert, micro = TFLiteModel(tflite), None
     try:
         micro = MicroModel(tflite)
-        outputs |= {f"micro_{i}": a for i, a in enumerate(_flat(micro.predict(named)))}
-        report["arena_bytes"] = micro.arena_bytes
     except RuntimeError as error:  # an op TFLite Micro lacks: reported, not fatal
         report["micro_error"] = f"{error}: {_worker_last_messages(job_dir)}"
+    chunks: dict[str, list[list[np.ndarray]]] = {"litert": [], "micro": []}
+    count = len(arrays[0])
+    size = max(_JUDGE_CHUNK, -(-count // 20))
+    for start in range(0, count, size):  # in chunks, reporting progress
+        part = {name: a[start : start + size] for name, a in named.items()}
+        chunks["litert"].append(_flat(litert.predict(part)))
+        if micro is not None:
+            try:
+                chunks["micro"].append(_flat(micro.predict(part)))
+            except RuntimeError as error:
+                report["micro_error"] = f"{error}: {_worker_last_messages(job_dir)}"
+                micro = None
+        progress(job_dir, "comparing", min(start + size, count), count)
+    for runtime, parts in chunks.items():
+        if parts and (runtime == "litert" or micro is not None):
+            for i, pieces in enumerate(zip(*parts)):
+                outputs[f"{runtime}_{i}"] = np.concatenate(pieces)
+    if micro is not None:
+        report["arena_bytes"] = micro.arena_bytes
     np.savez(job_dir / "judged.npz", **outputs)
     return report
+
+
+_JUDGE_CHUNK = 16
+
+
+def progress(job_dir: Path, stage: str, done: int, total: int) -> None:
+    """Tells the caller how far a long step got (the CLI draws it as a bar)."""
+    from keras_tflite._worker import _emit
+
+    _emit(job_dir, {"progress": {"stage": stage, "done": done, "total": total}})
 
 
 def _worker_last_messages(job_dir: Path) -> str:
@@ -208,7 +257,14 @@ def _configured_converter(name: str, model: Any, job_dir: Path, job: dict[str, A
     converter = strategy.build(model, inputs, batch_size, check)
 
     def representative_dataset():  # batches keyed by input name: signatures may reorder inputs
-        yield from batches
+        every = max(1, len(batches) // 20)
+        for done, batch in enumerate(batches, 1):
+            if getattr(model, "positional_calibration", False):
+                yield [batch[i.name] for i in inputs]
+            else:
+                yield batch
+            if done % every == 0 or done == len(batches):
+                progress(job_dir, "calibrating", done, len(batches))
 
     learned = _tfmot.QAT in job["optimizations"]  # quantization-aware training set the ranges
     configure(converter, job["quantization"], None if learned else representative_dataset)

@@ -30,7 +30,10 @@ class TensorInfo:
 
 
 def framework_of(model: Any) -> str:
-    """Returns "keras" for a Keras 3 model and "tf_keras" for a tf_keras (Keras 2) model."""
+    """Returns "keras" for a Keras 3 model and "tf_keras" for a tf_keras (Keras 2) model
+    ("graph" for a frozen TensorFlow graph that `keras-tflite convert` loaded)."""
+    if getattr(model, "framework", None) == "graph":
+        return "graph"
     for klass in type(model).__mro__:
         module = klass.__module__
         if module.startswith("keras.") and klass.__name__ == "Model":

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,6 +118,10 @@ def build_unrolled(model, inputs, batch_size, check):
         return build_tf_keras_concrete(model, inputs, batch_size, check)
 
 
+def build_graph(model, inputs, batch_size, check):
+    return model.converter(batch_size, Path(tempfile.mkdtemp(prefix="keras_tflite_graph_")))
+
+
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
@@ -140,6 +145,13 @@ STRATEGIES: dict[str, Strategy] = {
             "tf_keras fixed-batch concrete function",
             _no_reason,
             build_tf_keras_concrete,
+        ),
+        Strategy(
+            "frozen_graph",
+            "graph",
+            "a frozen TensorFlow graph (SavedModel, TF1 checkpoint or .pb) through the TF1 converter",
+            _no_reason,
+            build_graph,
         ),
         Strategy(
             "unrolled",

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ _NOISE = (
 _ENTRY = "import sys; from keras_tflite._worker import main; sys.exit(main(sys.argv[1:]))"
 # Set by tests to inject a real fault into a real worker: "<strategy>:segfault" or "<strategy>:hang".
 FAULT_VARIABLE = "KERAS_TFLITE_INJECT_FAULT"
+# Worker modes besides strategy names: report the model's inputs and outputs; judge a given model.
+DESCRIBE, JUDGE = "--describe", "--judge"
 
 
 @dataclasses.dataclass
@@ -51,12 +54,17 @@ class Attempt:
         return dataclasses.asdict(self)
 
 
-def run(job_dir: Path, strategies: list[str], *, timeout: float) -> list[Attempt]:
-    """Runs the strategies in order in worker processes until one converts."""
+def run(
+    job_dir: Path, strategies: list[str], *, timeout: float, on_events: Callable | None = None
+) -> list[Attempt]:
+    """Runs the strategies in order in worker processes until one converts.
+
+    `on_events` is called with the worker's events so far, a few times a second.
+    """
     attempts: list[Attempt] = []
     remaining = list(strategies)
     while remaining:
-        outcome = _run_worker(job_dir, remaining, timeout)
+        outcome = _run_worker(job_dir, remaining, timeout, on_events)
         attempts.extend(outcome)
         if any(a.status == "converted" for a in outcome):
             break
@@ -69,7 +77,9 @@ def run(job_dir: Path, strategies: list[str], *, timeout: float) -> list[Attempt
     return attempts
 
 
-def _run_worker(job_dir: Path, strategies: list[str], timeout: float) -> list[Attempt]:
+def _run_worker(
+    job_dir: Path, strategies: list[str], timeout: float, on_events: Callable | None = None
+) -> list[Attempt]:
     progress = job_dir / "progress.jsonl"
     progress.unlink(missing_ok=True)
     log_path = job_dir / "worker.log"
@@ -88,7 +98,7 @@ def _run_worker(job_dir: Path, strategies: list[str], timeout: float) -> list[At
                 "KERAS_BACKEND": "tensorflow",
             },
         )
-        timed_out = _wait(process, progress, timeout)
+        timed_out = _wait(process, progress, timeout, on_events)
     events = _read_events(progress)
     attempts = [Attempt(**e["attempt"]) for e in events if "attempt" in e]
     load_error = next((e["load_error"] for e in events if "load_error" in e), None)
@@ -115,7 +125,9 @@ def _run_worker(job_dir: Path, strategies: list[str], timeout: float) -> list[At
     return attempts
 
 
-def _wait(process: subprocess.Popen, progress: Path, timeout: float) -> bool:
+def _wait(
+    process: subprocess.Popen, progress: Path, timeout: float, on_events: Callable | None
+) -> bool:
     """Waits for the worker; kills it when one strategy runs longer than `timeout` seconds."""
     started_at = time.time()
     while True:
@@ -125,6 +137,8 @@ def _wait(process: subprocess.Popen, progress: Path, timeout: float) -> bool:
         except subprocess.TimeoutExpired:
             pass
         events = _read_events(progress)
+        if on_events is not None:
+            on_events(events)
         starts = [e["time"] for e in events if "start" in e]
         since = starts[-1] if starts else started_at
         # Loading TensorFlow and the model gets its own allowance before the first strategy.
@@ -163,6 +177,22 @@ def last_messages(log_path: Path, count: int = 3) -> str:
 # ---- the worker process ------------------------------------------------------------------------
 
 
+def run_mode(
+    job_dir: Path, mode: str, *, timeout: float, on_events: Callable | None = None
+) -> dict[str, Any]:
+    """Runs the worker in DESCRIBE or JUDGE mode; returns the event it reports."""
+    _run_worker(job_dir, [mode], timeout, on_events)
+    key = "described" if mode == DESCRIBE else "judged"
+    events = _read_events(job_dir / "progress.jsonl")
+    found = next((e[key] for e in events if key in e), None)
+    if found is None:
+        raise RuntimeError(
+            f"The worker could not {mode.lstrip('-')} the model: "
+            f"{last_messages(job_dir / 'worker.log')}"
+        )
+    return found
+
+
 def facts(job_dir: Path) -> dict[str, Any]:
     """What the last worker reported about the deployable model (a pruned model's sparsity)."""
     events = _read_events(job_dir / "progress.jsonl")
@@ -193,6 +223,13 @@ def main(argv: list[str]) -> int:
         return 3
     if facts:
         _emit(job_dir, {"facts": facts})
+    if strategies == [DESCRIBE]:
+        _emit(job_dir, {"described": _job.describe(model)})
+        return 0
+    if strategies == [JUDGE]:  # `keras-tflite compare`: a given .tflite against the source
+        tflite = (job_dir / "model.tflite").read_bytes()
+        _emit(job_dir, {"judged": _job.judge(model, tflite, job_dir, job)})
+        return 0
     for name in strategies:
         skip = _job.skip_reason(name, model)
         if skip:
