@@ -67,6 +67,18 @@ def keras_config(path: Path, kind: str) -> dict[str, Any]:
     return json.loads(raw if isinstance(raw, str) else raw.decode())
 
 
+def saved_by_keras_version(path: Path, kind: str) -> str:
+    """The Keras version that wrote the file ("2.x": tf_keras; "3.x": Keras 3)."""
+    if kind == "keras":
+        with zipfile.ZipFile(path) as archive:
+            return str(json.loads(archive.read("metadata.json")).get("keras_version", "3"))
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        version = f.attrs.get("keras_version", "2")
+    return version if isinstance(version, str) else version.decode()
+
+
 def lambda_layers(config: Any) -> list[str]:
     """Names of Lambda layers anywhere in a Keras config (their code would run on load)."""
     found = []
@@ -87,14 +99,16 @@ def lambda_layers(config: Any) -> list[str]:
 def load(source: dict[str, Any]) -> Any:
     """A Keras model (keras, h5) or a `GraphModel` (the TensorFlow graph formats)."""
     path, kind = Path(source["path"]), source["kind"]
-    if kind == "keras":
+    if kind in ("keras", "h5") and saved_by_keras_version(path, kind).startswith("2."):
+        import tf_keras
+
+        if kind == "keras":
+            return tf_keras.models.load_model(path, compile=False, safe_mode=not source["trust"])
+        return tf_keras.models.load_model(path, compile=False)  # Lambdas were refused before
+    if kind in ("keras", "h5"):
         import keras
 
         return keras.saving.load_model(path, compile=False, safe_mode=not source["trust"])
-    if kind == "h5":
-        import tf_keras
-
-        return tf_keras.models.load_model(path, compile=False)
     if kind == "saved_model":
         return _saved_model(path, source)
     graph_def = _checkpoint_graph(path, source) if kind == "checkpoint" else _read_graph(path)
