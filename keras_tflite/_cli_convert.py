@@ -167,8 +167,10 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
         )  # fmt: skip
         judged = read_judged(job_dir, result, began) if validation is not None else None
         report = _report(source, result, judged)
+        if judged is not None and judged.error:
+            report["judge_error"] = judged.error
         arena = report.get("tflite_micro", {}).get("arena_bytes")
-        if arena is None and judged is None:
+        if "tflite_micro" not in report:
             report["tflite_micro"] = _micro_check(tflite)
             arena = report["tflite_micro"].get("arena_bytes")
         manifest = {**report, "versions": _versions()}
@@ -221,7 +223,7 @@ def _report(source: dict[str, Any], result: Any, judged: Any) -> dict[str, Any]:
         "calibration": {"samples": result.num_calibration_samples, "seed": result.seed},
         "attempts": [a.to_json() for a in result.attempts],
     }
-    if judged is not None:
+    if judged is not None and judged.error is None:
         report["metrics"] = judged.metrics
         runs = judged.micro_error is None
         report["tflite_micro"] = {"runs": runs}
@@ -263,15 +265,23 @@ def compare_command(args: Any) -> tuple[dict[str, Any], int]:
             f"running {data.num_samples} samples through the reference, LiteRT and TFLite Micro...",
             args,
         )
-        judged = _worker.run_mode(
-            job_dir, _worker.JUDGE, timeout=args.timeout, on_events=_bar(args)
-        )
+        try:
+            judged = _worker.run_mode(
+                job_dir, _worker.JUDGE, timeout=args.timeout, on_events=_bar(args)
+            )
+        except RuntimeError as error:  # the worker died running the model: exit code 3
+            return {"model": args.model, "reference": source["path"], "error": str(error)}, 3
         with np.load(job_dir / "judged.npz") as stored:
             arrays = {k: stored[k] for k in stored.files}
-    except RuntimeError as error:
-        raise UsageError(str(error)) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    float_count = sum(1 for k in arrays if k.startswith("float_"))
+    litert_count = sum(1 for k in arrays if k.startswith("litert_"))
+    if float_count != litert_count:
+        raise UsageError(
+            f"Expected {args.model} to have the reference's {float_count} output(s). "
+            f"Received: {litert_count}."
+        )
     count = sum(1 for k in arrays if k.startswith("float_"))
     expected = [arrays[f"float_{i}"] for i in range(count)]
     report: dict[str, Any] = {

@@ -119,7 +119,8 @@ def build_unrolled(model, inputs, batch_size, check):
 
 
 def build_graph(model, inputs, batch_size, check):
-    return model.converter(batch_size, Path(tempfile.mkdtemp(prefix="keras_tflite_graph_")))
+    with tempfile.TemporaryDirectory(prefix="keras_tflite_graph_") as directory:
+        return model.converter(batch_size, Path(directory))  # it reads the graph file at once
 
 
 STRATEGIES: dict[str, Strategy] = {

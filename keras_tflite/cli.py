@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     command = {"convert": _cli_convert.convert_command, "compare": _cli_convert.compare_command}
     try:
         report, code = command[args.command](args)
-    except (_cli_convert.UsageError, OSError) as error:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:  # UsageError included
         if args.json:
             print(json.dumps({"error": str(error)}, indent=2))
         print(f"keras-tflite {args.command}: {error}", file=sys.stderr)
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _summary(command: str, report: dict[str, Any]) -> str:
+    if "error" in report:
+        return f"failed: {report['error']}"
     if command == "compare":
         lines = [f"{report['model']} vs {report['reference']} on {report['samples']} samples"]
         lines.append("  LiteRT:       " + _fidelity_line(report["litert"]))

@@ -183,3 +183,20 @@ def test_compare_reports_both_runtimes_against_the_source(tmp_path):
     text = subprocess.run(run.args[:-1], capture_output=True, text=True, timeout=600)
     assert text.returncode == 0 and "TFLite Micro: MAE" in text.stdout
     assert "comparing" in text.stderr and "40/40" in text.stderr
+
+
+def test_several_outputs_keep_their_names_and_values(tmp_path, capsys):
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf1.placeholder(tf.float32, [None, 8], name="features")
+        weights = tf.constant(RNG.normal(size=(8, 4)).astype(np.float32))
+        tf.identity(tf.matmul(x, weights), name="score_1")
+        tf.identity(tf.nn.softmax(tf.matmul(x, weights[:, :2])), name="probs")
+    (tmp_path / "two.pb").write_bytes(graph.as_graph_def().SerializeToString())
+    np.savez(tmp_path / "cal.npz", features=FEATURES)
+
+    assert _convert(tmp_path / "two.pb", tmp_path / "out", "--outputs", "score_1,probs") == 0
+    report = json.loads(capsys.readouterr().out)
+    shapes = {t["name"]: t["shape"] for t in report["outputs"]}
+    assert shapes == {"score_1": [1, 4], "probs": [1, 2]}
+    assert report["metrics"]["micro_mae_vs_float"] < 0.05  # each output against its own float

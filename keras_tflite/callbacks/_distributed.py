@@ -40,7 +40,10 @@ def chief_before_training() -> bool:
 
     keras = sys.modules.get("keras")
     if keras is not None and "jax" in sys.modules and keras.backend.backend() == "jax":
-        return sys.modules["jax"].process_index() == 0
+        jax = sys.modules["jax"]
+        # Asking for the index before `keras.distribution.initialize` would start JAX's
+        # backend, after which initializing the processes is refused.
+        return not jax.distributed.is_initialized() or jax.process_index() == 0
     config = json.loads(os.environ.get("TF_CONFIG") or "{}")
     task = config.get("task") or {}
     cluster = config.get("cluster") or {}

@@ -183,10 +183,23 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         self._role = _distributed.role(self.model)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tflite-export")
         weights = self.model.get_weights() if self._role.multi_worker else None  # on every worker
-        if not self._role.writer:
-            return  # the chief exports; this worker only receives its logs at each epoch end
-        log_dir = self.log_dir or keras_log_dir(self) or self.directory / "logs"
-        self._off_scope(self._prepare, log_dir, weights)
+        error = None
+        if self._role.writer:
+            log_dir = self.log_dir or keras_log_dir(self) or self.directory / "logs"
+            try:
+                self._off_scope(self._prepare, log_dir, weights)
+            except Exception as raised:  # noqa: BLE001 - re-raised below, on every worker
+                error = raised
+        if self._role.multi_worker:  # all learn whether the chief could prepare, and stop alike
+            prepared = _distributed.share(self._role, {"prepared": float(error is None)})
+            if error is None and not prepared.get("prepared"):
+                error = RuntimeError(
+                    "TFLiteExportCallback could not prepare exports on the chief worker; its "
+                    "log has the reason."
+                )
+        if error is not None:
+            self._executor.shutdown(wait=False)
+            raise error
 
     def _off_scope(self, function, *args):
         """Runs `function` outside `fit`'s strategy scope or JAX distribution (both per thread):
@@ -331,9 +344,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             "weights": weights,
             # On JAX or torch, the float outputs to judge against; across processes the
             # exporter computes them on its own copy (a prediction there is a collective).
-            "reference": None
-            if self._role.multi_worker
-            else self._exporter.float_reference(self.model),
+            "reference": None if self._role.multi_worker else self._float_reference(),
         }
         if self.blocking:
             self._finished.append(self._off_scope(self._process_safely, snapshot))
@@ -342,6 +353,19 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             self._pending = snapshot  # a newer snapshot replaces one still waiting: latest wins
             if self._draining is None or self._draining.done():
                 self._draining = self._executor.submit(self._drain)
+
+    def _float_reference(self):
+        try:
+            return self._exporter.float_reference(self.model)
+        except Exception as error:  # noqa: BLE001 - judged against the TensorFlow rebuild instead
+            import warnings
+
+            warnings.warn(
+                f"TFLiteExportCallback could not compute the float reference on this backend "
+                f"({type(error).__name__}: {error}); judging against the TensorFlow rebuild.",
+                stacklevel=2,
+            )
+            return None
 
     def _drain(self) -> None:
         while True:
