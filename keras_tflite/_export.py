@@ -96,6 +96,15 @@ class Exporter:
             rng.choice(len(pairs), min(len(pairs), self.num_validation_samples), replace=False)
         )
         inputs = {i.name: np.stack([pairs[c][0][i.name] for c in chosen]) for i in self.inputs}
+        for info in self.inputs:
+            shape = inputs[info.name].shape[1:]
+            if len(shape) != len(info.shape) or any(
+                d is not None and d != s for d, s in zip(info.shape, shape)
+            ):
+                raise ValueError(
+                    f"Expected validation_data input '{info.name}' with per-sample shape "
+                    f"{tuple(info.shape)}. Received: samples of shape {tuple(shape)}."
+                )
         if any(p[1] is None for p in pairs):
             return Validation(inputs, None)
         targets = [np.stack([pairs[c][1][k] for c in chosen]) for k in range(len(pairs[0][1]))]

@@ -327,3 +327,16 @@ def test_float_islands_are_reported(tmp_path):
         json.loads((tmp_path / "best" / "manifest.json").read_text())["warnings"]
         == record["warnings"]
     )
+
+
+def test_validation_data_of_the_wrong_shape_fails_before_training(tmp_path, data):
+    train, val = data
+    callback = TFLiteExportCallback(tmp_path, train, (val[0][:, :, :2], val[1]), verbose=0)
+    model = _model()
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(
+        ValueError,
+        match=r"validation_data input 'series' with per-sample shape \(24, 3\)\. Received: samples of shape \(24, 2\)",
+    ):
+        model.fit(*train, epochs=1, callbacks=[callback], verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # no step ran

@@ -40,6 +40,9 @@ _TF_KERAS_WORKER = (
     + textwrap.dedent(
         """
     out, blocking = sys.argv[1], sys.argv[2] == "blocking"
+    calibration = train[0]
+    if sys.argv[2] == "bad_calibration":  # two features instead of three
+        calibration = train[0][:, :, :2]
     index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     with strategy.scope():
@@ -56,7 +59,7 @@ _TF_KERAS_WORKER = (
         model.compile("adam", "mse", metrics=["mae"])
     directory = f"{out}/worker{index}"
     stop = tf_keras.callbacks.EarlyStopping("tflite_val_loss", min_delta=100.0, patience=0)
-    callback = TFLiteExportCallback(directory, train[0], val, blocking=blocking, verbose=0)
+    callback = TFLiteExportCallback(directory, calibration, val, blocking=blocking, verbose=0)
     first = model.fit(*train, epochs=4, batch_size=32, callbacks=[callback, stop], verbose=0)
     # A second fit into the same directory resumes from the kept best, as on one machine.
     again = TFLiteExportCallback(directory, train[0], val, blocking=blocking, verbose=0)
@@ -78,6 +81,16 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _run_cluster(script: str, *args: str, workers: int = 2) -> list[dict]:
+    """Runs `script` on every worker; returns each one's RESULT line (all must succeed)."""
+    results = []
+    for code, output in _cluster_outcomes(script, *args, workers=workers):
+        assert code == 0, output[-4000:]
+        line = next(x for x in output.splitlines() if x.startswith("RESULT "))
+        results.append(json.loads(line.removeprefix("RESULT ")))
+    return results
+
+
+def _cluster_outcomes(script: str, *args: str, workers: int = 2) -> list[tuple[int, str]]:
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(workers)]}
     processes = []
     for index in range(workers):
@@ -92,13 +105,18 @@ def _run_cluster(script: str, *args: str, workers: int = 2) -> list[dict]:
                 text=True,
             )
         )
-    results = []
-    for process in processes:
-        output, _ = process.communicate(timeout=600)
-        assert process.returncode == 0, output[-4000:]
-        line = next(x for x in output.splitlines() if x.startswith("RESULT "))
-        results.append(json.loads(line.removeprefix("RESULT ")))
-    return results
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    return [(p.returncode, output) for p, output in zip(processes, outputs)]
+
+
+def test_bad_option_on_the_chief_stops_every_worker_with_an_error(tmp_path):
+    (chief_code, chief), (other_code, other) = _cluster_outcomes(
+        _TF_KERAS_WORKER, str(tmp_path), "bad_calibration"
+    )
+    # No worker is left waiting in a collective the chief never joins: all stop, before training.
+    assert chief_code != 0 and "representative_data" in chief
+    assert other_code != 0 and "could not prepare exports on the chief worker" in other
+    assert "RESULT" not in chief + other
 
 
 def _tflite(history: dict) -> dict:
