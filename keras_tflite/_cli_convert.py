@@ -23,6 +23,7 @@ from keras_tflite._export import read_judged
 from keras_tflite._fidelity import fidelity
 from keras_tflite._quantization import CALIBRATED_MODES
 from keras_tflite._specs import TensorInfo
+from keras_tflite.cli import micro_check
 
 
 class UsageError(ValueError):
@@ -171,7 +172,7 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
             report["judge_error"] = judged.error
         arena = report.get("tflite_micro", {}).get("arena_bytes")
         if "tflite_micro" not in report:
-            report["tflite_micro"] = _micro_check(tflite)
+            report["tflite_micro"] = micro_check(tflite)
             arena = report["tflite_micro"].get("arena_bytes")
         manifest = {**report, "versions": _versions()}
         extra = (
@@ -232,15 +233,6 @@ def _report(source: dict[str, Any], result: Any, judged: Any) -> dict[str, Any]:
         else:
             report["tflite_micro"]["error"] = judged.micro_error
     return report
-
-
-def _micro_check(tflite: bytes) -> dict[str, Any]:
-    from keras_tflite.cli import inspect_model
-
-    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
-        f.write(tflite)
-        f.flush()
-        return inspect_model(f.name)["tflite_micro"]
 
 
 def compare_command(args: Any) -> tuple[dict[str, Any], int]:

@@ -22,9 +22,6 @@ from keras_tflite._quantization import QUANTIZATION_MODES
 
 def inspect_model(path: str | Path) -> dict[str, Any]:
     """What a deployer asks of a .tflite file: I/O, ops, size, TFLite Micro compatibility, arena."""
-    import numpy as np
-
-    from keras_tflite._micro import MicroModel
     from keras_tflite._runtime import TFLiteModel
 
     tflite = Path(path).read_bytes()
@@ -36,16 +33,26 @@ def inspect_model(path: str | Path) -> dict[str, Any]:
         "outputs": [t.to_json() for t in model.outputs],
         "ops": model.ops,
     }
+    report["tflite_micro"] = micro_check(tflite, model.inputs)
+    return report
+
+
+def micro_check(tflite: bytes, inputs: list[Any] | None = None) -> dict[str, Any]:
+    """Whether TFLite Micro runs the model (loaded and invoked on zeros), and its arena."""
+    import numpy as np
+
+    from keras_tflite._micro import MicroModel
+
     try:
         micro = MicroModel(tflite)
         zeros = [
-            np.zeros(t.shape, t.dtype if not t.is_quantized else np.float32) for t in model.inputs
+            np.zeros(t.shape, t.dtype if not t.is_quantized else np.float32)
+            for t in (inputs if inputs is not None else micro.inputs)
         ]
         micro.predict(zeros)
-        report["tflite_micro"] = {"runs": True, "arena_bytes": micro.arena_bytes}
+        return {"runs": True, "arena_bytes": micro.arena_bytes}
     except RuntimeError as error:
-        report["tflite_micro"] = {"runs": False, "error": str(error)}
-    return report
+        return {"runs": False, "error": str(error)}
 
 
 def _text(report: dict[str, Any]) -> str:
