@@ -53,9 +53,9 @@ def main() -> None:
         f"{manifest['model_bytes']} bytes, arena {int(metrics['tflite_arena_bytes'])} bytes"
     )
     print(
-        f"  int8 accuracy {metrics['tflite_val_accuracy']:.3f}; top-1 agreement with float "
-        f"{metrics['tflite_top1_agreement_vs_float']:.3f} (LiteRT), "
-        f"{metrics['tflite_micro_top1_agreement_vs_float']:.3f} (TFLite Micro)"
+        f"  int8 accuracy {metrics['tflite_val_accuracy']:.3f} in TFLite Micro; top-1 agreement "
+        f"with float {metrics['tflite_top1_agreement_vs_float']:.3f} (TFLite Micro), "
+        f"{metrics['tflite_litert_top1_agreement_vs_float']:.3f} (LiteRT)"
     )
 
 

@@ -2,7 +2,8 @@
 
 Trains on vega_datasets' hourly Seattle temperatures (5-day windows) with TFLiteExportCallback in
 `model.fit`: each epoch's model is converted, judged in LiteRT and TFLite Micro, and the best
-deployable one is kept in exports/best/ (model.tflite, model_data.h/.cc, manifest.json).
+deployable one (judged on TFLite Micro, the microcontroller's runtime) is kept in exports/best/
+(model.tflite, model_data.h/.cc, model_ops.h, model.ino, manifest.json).
 Keras' TensorBoard callback writes the float curves; the export callback finds its log_dir and
 writes the int8 curves beside them (run "validation_tflite").
 Run: python examples/forecast_lstm.py [--epochs N] [--out DIR]
@@ -58,9 +59,9 @@ def main() -> None:
         f"TFLite Micro arena {int(metrics['tflite_arena_bytes'])} bytes"
     )
     print(
-        f"  forecast MAE {metrics['tflite_val_mae'] * std:.2f} °F (int8, LiteRT); "
-        f"int8 vs float {metrics['tflite_mae_vs_float'] * std:.3f} °F in LiteRT, "
-        f"{metrics['tflite_micro_mae_vs_float'] * std:.3f} °F in TFLite Micro"
+        f"  forecast MAE {metrics['tflite_val_mae'] * std:.2f} °F (int8, TFLite Micro); "
+        f"int8 vs float {metrics['tflite_mae_vs_float'] * std:.3f} °F in TFLite Micro, "
+        f"{metrics['tflite_litert_mae_vs_float'] * std:.3f} °F in LiteRT"
     )
     print(f"  C array for Arduino / TFLite Micro: {best / 'model_data.cc'}")
     print(f"  TensorBoard: tensorboard --logdir {Path(args.out) / 'logs'}")

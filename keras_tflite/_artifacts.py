@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import re
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ _BYTES_PER_LINE = 12
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     """Writes `data` to a temporary file beside `path`, fsyncs it, then renames it over `path`."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    # os.open with 0o666 honours the umask (mkstemp would make the file private, 0o600).
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "wb") as f:
             f.write(data)
@@ -100,7 +102,8 @@ def write_model_set(
     }
     files["manifest.json"] = json.dumps(manifest, indent=2).encode()
     directory.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    partial = directory.parent / f".{directory.name}.{uuid.uuid4().hex}.partial"
+    partial.mkdir()  # honours the umask (mkdtemp would make the set private, 0o700)
     for name, data in files.items():
         with open(partial / name, "wb") as f:
             f.write(data)
@@ -134,6 +137,26 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return manifest
+
+
+def mark_removed(history: str | os.PathLike, path: str, why: str) -> None:
+    """Rewrites `history` (atomically) so that records whose folder `path` was removed say so:
+    their `path` becomes None and `removed` gives the reason."""
+    history, name = Path(history), Path(path).name
+    if not history.exists():
+        return
+    lines = []
+    for line in history.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # a torn last line: left for readers to skip
+            lines.append(line)
+            continue
+        # Export folder names are unique (they end in a time in ns); paths may be relative.
+        if isinstance(record, dict) and record.get("path") and Path(record["path"]).name == name:
+            record = {**record, "path": None, "removed": why}
+        lines.append(json.dumps(record))
+    atomic_write(history, ("\n".join(lines) + "\n").encode())
 
 
 def append_line(path: str | os.PathLike, record: dict[str, Any]) -> None:

@@ -27,6 +27,8 @@ class Calibration:
     source_indices: np.ndarray
     available: int
     seed: int
+    # Why these samples may be too few to calibrate on (a warning was given), else None.
+    shortfall: str | None = None
 
     @property
     def num_samples(self) -> int:
@@ -43,6 +45,7 @@ def collect(
     num_samples: int = DEFAULT_NUM_SAMPLES,
     seed: int = 0,
     argument: str = "representative_data",
+    calibrates: bool = True,
 ) -> Calibration:
     """Draws a seeded random subset of `num_samples` samples from `data`, validated against `inputs`.
 
@@ -54,6 +57,8 @@ def collect(
         num_samples: How many samples to draw. Never a number of batches.
         seed: Seed of the random draw.
         argument: The argument name used in error messages.
+        calibrates: The samples will calibrate int8 ranges (not only judge a model): warn when
+            they are too few for that.
 
     Returns:
         The `Calibration` with the chosen samples in their source order.
@@ -81,7 +86,8 @@ def collect(
     arrays = {name: np.stack([chosen[i][name] for i in order]) for name in chosen[0]}
     calibration = Calibration(arrays, np.asarray(indices)[order], available, seed)
     _check_values(calibration, argument)
-    if available < min(num_samples, MIN_RECOMMENDED_SAMPLES):
+    if calibrates and available < min(num_samples, MIN_RECOMMENDED_SAMPLES):
+        calibration.shortfall = f"calibrated on only {available} samples"
         warnings.warn(
             f"{argument} holds only {available} samples; int8 calibration with fewer than "
             f"{MIN_RECOMMENDED_SAMPLES} samples often clips real activations (a flat-line model). "
@@ -275,6 +281,34 @@ def _check_values(calibration: Calibration, argument: str) -> None:
                 f"int8 calibration; -inf crashes the converter). Received: {value} in sample "
                 f"{int(calibration.source_indices[row])}."
             )
+
+
+# Validation inputs reaching this far (in calibration spans) beyond the calibrated range are
+# clipped by int8: calibration did not represent the data the model is judged on.
+COVERAGE_TOLERANCE = 0.25
+
+
+def coverage_gap(calibration: Calibration, validation: dict[str, np.ndarray]) -> str | None:
+    """Why the calibration samples do not represent `validation`, or None when they do.
+
+    Compares each float input's calibrated range (what int8 will represent) with the range the
+    validation samples reach.
+    """
+    for name, array in calibration.arrays.items():
+        other = validation.get(name)
+        if other is None or array.dtype.kind != "f" or not len(array) or not len(other):
+            continue
+        low, high = float(array.min()), float(array.max())
+        reach_low, reach_high = float(other.min()), float(other.max())
+        span = max(high - low, 1e-12)
+        beyond = max(low - reach_low, reach_high - high) / span
+        if beyond > COVERAGE_TOLERANCE:
+            return (
+                f"the calibration samples of input '{name}' span [{low:.3g}, {high:.3g}] while "
+                f"the validation samples reach [{reach_low:.3g}, {reach_high:.3g}]: int8 clips "
+                "what calibration did not see"
+            )
+    return None
 
 
 def check_dtypes(calibration: Calibration, inputs: list[TensorInfo], argument: str) -> None:

@@ -147,8 +147,9 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
         np.savez(job_dir / "calibration.npz", **calibration.arrays)
         if validation is not None:
             checked = _calibration.collect(
-                validation, inputs, num_samples=args.num_validation_samples, argument="--validation"
-            )
+                validation, inputs, num_samples=args.num_validation_samples,
+                argument="--validation", calibrates=False,
+            )  # fmt: skip
             np.savez(job_dir / "validation.npz", **checked.arrays)
         began = time.perf_counter()
         _progress(
@@ -245,7 +246,7 @@ def compare_command(args: Any) -> tuple[dict[str, Any], int]:
         inputs = [TensorInfo.from_json(i) for i in described["inputs"]]
         data = _calibration.collect(
             load_arrays(args.data, inputs, "--data"), inputs,
-            num_samples=args.num_samples, argument="--data",
+            num_samples=args.num_samples, argument="--data", calibrates=False,
         )  # fmt: skip
         job_dir = work / "compare"
         job_dir.mkdir()

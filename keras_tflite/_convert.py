@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from keras_tflite import _calibration, _job, _sizing, _strategies, _tfmot, _worker
+from keras_tflite import _artifacts, _calibration, _job, _sizing, _strategies, _tfmot, _worker
 from keras_tflite._inspect import QuantizedTensor, io_details, op_names
 from keras_tflite._quantization import CALIBRATED_MODES, check_mode
-from keras_tflite._specs import TensorInfo, framework_of, input_infos, output_names
+from keras_tflite._specs import TensorInfo, framework_of, input_infos
 from keras_tflite._worker import Attempt
 
 DEFAULT_TIMEOUT = 600.0
@@ -69,9 +69,10 @@ class ConversionResult:
         return len(self.tflite)
 
     def save(self, path: str | Path) -> Path:
-        """Writes the flatbuffer to `path` and returns it."""
+        """Writes the flatbuffer to `path` atomically (a crash never leaves a partial file) and
+        returns it."""
         path = Path(path)
-        path.write_bytes(self.tflite)
+        _artifacts.atomic_write(path, self.tflite)
         return path
 
 
@@ -160,7 +161,7 @@ def describe_result(
     tflite, attempts, model, inputs, calibration, quantization, seed, batch_size, facts
 ):
     described_inputs, described_outputs = _describe(tflite, inputs, model)
-    calibrated = quantization in CALIBRATED_MODES and not _learned_ranges(model)
+    calibrated = calibrates(model, quantization)
     return ConversionResult(
         tflite=tflite,
         strategy=next(a.strategy for a in attempts if a.status == "converted"),
@@ -181,10 +182,15 @@ def _learned_ranges(model: Any) -> bool:
     return _tfmot.QAT in _tfmot.optimizations(model)
 
 
+def calibrates(model: Any, quantization: str) -> bool:
+    """Whether the conversion calibrates int8 ranges on representative samples."""
+    return quantization in CALIBRATED_MODES and not _learned_ranges(model)
+
+
 def prepare_inputs(model, data, quantization, num_samples, seed):
     _tfmot.check_mode(model, quantization)
     declared = input_infos(model)
-    calibrated = quantization in CALIBRATED_MODES and not _learned_ranges(model)
+    calibrated = calibrates(model, quantization)
     if data is None:
         if calibrated:
             raise ValueError(
@@ -202,7 +208,9 @@ def prepare_inputs(model, data, quantization, num_samples, seed):
     sized = calibrated and declared is not None
     auto = num_samples == "auto"
     pool_size = _sizing.AUTO_LIMIT if auto else num_samples * (4 if sized else 1)
-    calibration = _calibration.collect(data, declared, num_samples=pool_size, seed=seed)
+    calibration = _calibration.collect(
+        data, declared, num_samples=pool_size, seed=seed, calibrates=calibrated
+    )
     if sized:
         calibration = _sized(model, calibration, [i.name for i in declared], num_samples)
     inputs = declared or _calibration.model_inputs(calibration)
@@ -225,13 +233,15 @@ def _check_num_samples(num_samples: Any) -> None:
 
 def _sized(model: Any, pool, names: list[str], num_samples: int | str):
     """The calibration subset: auto-sized, or the fixed size checked against a 4x larger draw."""
-    pool = _sizing.shuffled(pool)
+    pool, shortfall = _sizing.shuffled(pool), None
     if num_samples == "auto":
         size = _sizing.auto_size(model, pool, names).size
     else:
         size = min(num_samples, pool.num_samples)
-        _sizing.check_fixed_size(model, pool, names, size)
-    return _sizing.prefix(pool, size)
+        shortfall = _sizing.check_fixed_size(model, pool, names, size)
+    chosen = _sizing.prefix(pool, size)
+    chosen.shortfall = pool.shortfall or shortfall
+    return chosen
 
 
 def _skip_by_framework(names: list[str], framework: str) -> tuple[list[Attempt], list[str]]:
@@ -251,15 +261,6 @@ def _failure_message(attempts: list[Attempt]) -> str:
 
 
 def _describe(tflite: bytes, inputs: list[TensorInfo], model: Any):
-    """The converted inputs in the model's order and its outputs, under the model's names."""
-    runtime_inputs, runtime_outputs = io_details(tflite)
-    by_name = {t.name: t for t in runtime_inputs}
-    if set(by_name) == {i.name for i in inputs}:  # signatures may reorder inputs
-        described_inputs = [by_name[i.name] for i in inputs]
-    else:
-        described_inputs = [
-            dataclasses.replace(t, name=i.name) for t, i in zip(runtime_inputs, inputs)
-        ]
-    names = output_names(model, len(runtime_outputs))
-    described_outputs = [dataclasses.replace(t, name=n) for t, n in zip(runtime_outputs, names)]
-    return described_inputs, described_outputs
+    """The converted inputs and outputs in the flatbuffer's order, which the worker made the
+    model's own (`_flatbuffer.with_model_io`), under the model's names."""
+    return io_details(tflite)

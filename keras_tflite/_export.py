@@ -13,8 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from keras_tflite import _calibration, _job, _strategies, _worker
-from keras_tflite._convert import ConversionResult, describe_result, prepare_inputs, run_job
+from keras_tflite import _calibration, _job, _lambdas, _strategies, _worker
+from keras_tflite._convert import (
+    ConversionResult,
+    calibrates,
+    describe_result,
+    prepare_inputs,
+    run_job,
+)
 from keras_tflite._fidelity import fidelity
 from keras_tflite._specs import framework_of
 
@@ -23,11 +29,15 @@ DEFAULT_VALIDATION_SAMPLES = 256
 
 @dataclasses.dataclass
 class Judged:
-    """An export's outcome: the converted model, its outputs on validation data, and metrics."""
+    """An export's outcome: the converted model, its outputs on validation data, and metrics.
+
+    `metrics` keys without a prefix are TFLite Micro's (what the microcontroller computes, which
+    decides); `litert_*` keys are LiteRT's (the desktop runtime), reported beside them.
+    """
 
     result: ConversionResult | None
     metrics: dict[str, float]
-    quantized_outputs: list[np.ndarray]
+    litert_outputs: list[np.ndarray]
     float_outputs: list[np.ndarray]
     micro_error: str | None
     error: str | None
@@ -67,6 +77,7 @@ class Exporter:
         # A private copy of the model (distributed training): export() may load weights into it.
         self.owns_model = owns_model
         self.framework = framework_of(model)
+        _lambdas.environment(model)  # a Lambda the worker cannot rebuild is refused now
         self.trained_on = _trained_on(model)
         self.niceness = niceness
         self.strategies = _strategies.plan(self.framework, strategies)
@@ -84,7 +95,17 @@ class Exporter:
         self.validation = self._validation(
             representative_data if validation_data is None else validation_data, seed
         )
-        self.held_out = validation_data is None
+        calibrated = calibrates(model, quantization)
+        gap = calibrated and _calibration.coverage_gap(self.calibration, self.validation.inputs)
+        if gap and not self.calibration.shortfall:
+            self.calibration.shortfall = gap
+            import warnings
+
+            warnings.warn(
+                f"representative_data may not represent the data: {gap}. Pass samples that "
+                "cover the inputs the model will see.",
+                stacklevel=3,
+            )
         self._work = Path(tempfile.mkdtemp(prefix="keras_tflite_export_"))
         self._model = model
         self.model_file = _job.save_model(model, self._work)
@@ -187,13 +208,13 @@ def read_judged(job_dir: Path, result: ConversionResult, began: float) -> Judged
     count = len(result.outputs)
     expected = [arrays[f"float_{i}"] for i in range(count)]
     litert = [arrays[f"litert_{i}"] for i in range(count)]
-    metrics = {f"{k}_vs_float": v for k, v in fidelity(expected, litert).items()}
+    metrics = {f"litert_{k}_vs_float": v for k, v in fidelity(expected, litert).items()}
     micro_error = report.get("micro_error")
     micro = []
     if micro_error is None:
         micro = [arrays[f"micro_{i}"] for i in range(count)]
-        metrics |= {f"micro_{k}_vs_float": v for k, v in fidelity(expected, micro).items()}
-        metrics["micro_max_lsb_vs_litert"] = _max_lsb(result, litert, micro)
+        metrics |= {f"{k}_vs_float": v for k, v in fidelity(expected, micro).items()}
+        metrics["litert_max_lsb_vs_micro"] = _max_lsb(result, litert, micro)
         metrics["arena_bytes"] = float(report["arena_bytes"])
     metrics["model_bytes"] = float(result.size)
     if "rebuild_max_abs_diff" in report:  # the TensorFlow rebuild against the training backend

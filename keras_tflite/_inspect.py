@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_tflite._flatbuffer import display_name
+
 
 @dataclasses.dataclass(frozen=True)
 class QuantizedTensor:
@@ -71,20 +73,18 @@ def op_names(tflite: bytes) -> list[str]:
     return ops
 
 
-def display_name(runtime_name: str) -> str:
-    """'serving_default_series:0' -> 'series': the model's input name inside a runtime name."""
-    name = re.sub(r":\d+$", "", runtime_name)
-    return re.sub(r"^(serving_default|serve)_", "", name)
-
-
 def trailing_number(name: str) -> int:
-    """Orders outputs: converters name them 'Identity', 'Identity_1', ... or 'Call:0', 'Call:1'."""
+    """Orders a converter's raw output names: 'Identity', 'Identity_1', or 'Call:0', 'Call:1'."""
     match = re.search(r"[:_](\d+)$", name)
     return int(match.group(1)) if match else 0
 
 
 def io_details(tflite: bytes) -> tuple[list[QuantizedTensor], list[QuantizedTensor]]:
-    """Inputs (runtime order) and outputs (creation order) of the main subgraph."""
+    """Inputs and outputs of the main subgraph, in its order: `input(i)` on a device.
+
+    A model keras-tflite converted carries the Keras model's names and order; in another file,
+    inputs take their signature's names and outputs keep the converter's names.
+    """
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=tflite)
@@ -96,7 +96,7 @@ def io_details(tflite: bytes) -> tuple[list[QuantizedTensor], list[QuantizedTens
         for d in interpreter.get_input_details()
     ]
     outputs = [from_details(d) for d in interpreter.get_output_details()]
-    return inputs, sorted(outputs, key=lambda t: trailing_number(t.name))
+    return inputs, outputs
 
 
 def _signature_input_names(interpreter: Any) -> dict[int, str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_tflite import _strategies, _tfmot
+from keras_tflite import _lambdas, _strategies, _tfmot
 from keras_tflite._calibration import Calibration
 from keras_tflite._quantization import configure
 from keras_tflite._specs import TensorInfo, framework_of
@@ -63,6 +63,7 @@ def write(
         "imports": sorted(_custom_modules(model)),
         "sys_path": [p for p in sys.path if p],
         "optimizations": _tfmot.optimizations(model),
+        "lambda_globals": _lambdas.environment(model),
         "niceness": niceness,
         "layer_errors": layer_errors,
     }
@@ -115,16 +116,20 @@ def _load_model(job_dir: Path, job: dict[str, Any]) -> Any:
             sys.path.append(path)
     for module in job["imports"]:
         importlib.import_module(module)
+    functions = _lambdas.install(job.get("lambda_globals") or {}, job["framework"])
     path = str(job_dir / job["model_file"])
     if job["framework"] == "tf_keras":
         import tf_keras
 
-        return _with_weights(
-            tf_keras.models.load_model(path, compile=False, safe_mode=False), job_dir
+        model = tf_keras.models.load_model(
+            path, custom_objects=functions, compile=False, safe_mode=False
         )
+        return _with_weights(model, job_dir)
     import keras
 
-    model = keras.saving.load_model(path, compile=False, safe_mode=False)
+    model = keras.saving.load_model(
+        path, custom_objects=functions, compile=False, safe_mode=False
+    )
     return _with_weights(model, job_dir)
 
 
@@ -203,10 +208,12 @@ def judge(model: Any, tflite: bytes, job_dir: Path, job: dict[str, Any]) -> dict
                 report["micro_error"] = f"{error}: {_worker_last_messages(job_dir)}"
                 micro = None
         progress(job_dir, "comparing", min(start + size, count), count)
+    order = _paired_outputs(litert, _output_names_of(model, len(expected)))
     for runtime, parts in chunks.items():
         if parts and (runtime == "litert" or micro is not None):
-            for i, pieces in enumerate(zip(*parts)):
-                outputs[f"{runtime}_{i}"] = np.concatenate(pieces)
+            joined = [np.concatenate(pieces) for pieces in zip(*parts)]
+            for i, position in enumerate(order):
+                outputs[f"{runtime}_{i}"] = joined[position]
     if micro is not None:
         report["arena_bytes"] = micro.arena_bytes
     np.savez(job_dir / "judged.npz", **outputs)
@@ -214,6 +221,28 @@ def judge(model: Any, tflite: bytes, job_dir: Path, job: dict[str, Any]) -> dict
 
 
 _JUDGE_CHUNK = 16
+
+
+def _output_names_of(model: Any, count: int) -> list[str]:
+    from keras_tflite._specs import output_names
+
+    return output_names(model, count)
+
+
+def _paired_outputs(runner: Any, names: list[str]) -> list[int]:
+    """For each float output, the position of the runtime output that computes it. A file
+    keras-tflite converted is in the model's order; another (`keras-tflite compare`) is paired
+    by output name, else by the converter's numbering ('Identity', 'Identity_1', ...)."""
+    from keras_tflite._flatbuffer import display_name
+    from keras_tflite._inspect import trailing_number
+
+    positions = list(range(len(runner.outputs)))
+    if runner.in_model_order:
+        return positions
+    raw = [display_name(t.name) for t in runner.outputs]
+    if sorted(raw) == sorted(names):
+        return [raw.index(n) for n in names]
+    return sorted(positions, key=lambda p: trailing_number(runner.outputs[p].name))
 
 
 def progress(job_dir: Path, stage: str, done: int, total: int) -> None:
@@ -237,9 +266,21 @@ def skip_reason(name: str, model: Any) -> str | None:
 
 
 def convert_with(name: str, model: Any, job_dir: Path, job: dict[str, Any]) -> bytes:
+    """The converted flatbuffer, its inputs and outputs in the model's order and names."""
+    from keras_tflite._flatbuffer import with_model_io
+    from keras_tflite._specs import output_names
+
     converter, _ = _configured_converter(name, model, job_dir, job)
     with _strategies.quiet_tensorflow():
-        return converter.convert()
+        tflite = converter.convert()
+    inputs = [i["name"] for i in job["inputs"]]
+    return with_model_io(tflite, inputs, output_names(model, _output_count(tflite)))
+
+
+def _output_count(tflite: bytes) -> int:
+    from ai_edge_litert import schema_py_generated as schema
+
+    return schema.Model.GetRootAs(tflite, 0).Subgraphs(0).OutputsLength()
 
 
 def _configured_converter(name: str, model: Any, job_dir: Path, job: dict[str, Any]):

@@ -33,16 +33,14 @@ class MicroModel(_QuantizedRunner):
 
         self.arena_size = arena_size or max(16 * len(self.tflite), 1 << 20)
         self.interpreter = runtime.Interpreter.from_bytes(self.tflite, arena_size=self.arena_size)
-        # TFLite Micro's inputs and outputs keep the flatbuffer's order.
-        self._input_order = list(range(len(self.inputs)))  # `io_details` keeps runtime order
-        self._output_order = _output_positions(self.tflite, self.outputs)
 
     def _invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        # TFLite Micro's input(i) and output(i) are the flatbuffer's, as `io_details` lists them.
         self.interpreter.reset()
-        for position, value in zip(self._input_order, inputs):
+        for position, value in enumerate(inputs):
             self.interpreter.set_input(value, position)
         self.interpreter.invoke()
-        return [self.interpreter.get_output(p) for p in self._output_order]
+        return [self.interpreter.get_output(p) for p in range(len(self.outputs))]
 
     @property
     def arena_bytes(self) -> int:
@@ -56,14 +54,6 @@ class MicroModel(_QuantizedRunner):
         if not match:
             raise RuntimeError(f"TFLite Micro did not report its arena use: {report[-300:]!r}")
         return int(match.group(1))
-
-
-def _output_positions(tflite: bytes, tensors) -> list[int]:
-    """Where each named output tensor sits in the flatbuffer's subgraph output list."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    raw = [d["name"] for d in Interpreter(model_content=tflite).get_output_details()]
-    return [raw.index(t.name) for t in tensors]
 
 
 def _captured_stderr(function) -> str:

@@ -50,7 +50,7 @@ def confusion_png(true_classes: np.ndarray, predicted: np.ndarray, classes: int)
     for (row, column), count in np.ndenumerate(matrix):
         if count:
             axis.text(column, row, str(count), ha="center", va="center", fontsize=7)
-    axis.set_xlabel("int8 predicted class")
+    axis.set_xlabel("int8 predicted class (TFLite Micro)")
     axis.set_ylabel("true class")
     figure.colorbar(image, ax=axis)
     return _png(figure)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_tflite._flatbuffer import model_io
 from keras_tflite._inspect import io_details, op_names
 
 
@@ -25,6 +26,8 @@ class _QuantizedRunner(abc.ABC):
     def __init__(self, model: bytes | str | os.PathLike):
         self.tflite = _read(model)
         self.inputs, self.outputs = io_details(self.tflite)
+        # Inputs and outputs are in the Keras model's order (keras-tflite wrote it into the file).
+        self.in_model_order = model_io(self.tflite) is not None
         self.ops = op_names(self.tflite)
         self.batch_size = self.inputs[0].shape[0] if self.inputs[0].shape else 1
 
@@ -32,7 +35,8 @@ class _QuantizedRunner(abc.ABC):
         """Runs float (or integer id) inputs of any batch size; returns float outputs.
 
         Args:
-            x: One array for a single-input model; a list in input order or a dict by input name.
+            x: One array for a single-input model; a dict by input name, or a list in the Keras
+                model's input order (as `model.predict` takes it).
 
         Returns:
             One array for a single-output model, else a list in the model's output order.
@@ -61,6 +65,13 @@ class _QuantizedRunner(abc.ABC):
             arrays = [np.asarray(x[t.name]) for t in self.inputs]
         else:
             arrays = [np.asarray(v) for v in (x if isinstance(x, Sequence) else [x])]
+            if len(arrays) > 1 and not self.in_model_order:
+                raise ValueError(
+                    f"Expected inputs as a dict keyed by {[t.name for t in self.inputs]}: this "
+                    ".tflite file does not record its model's input order (keras-tflite did not "
+                    f"convert it), so a list is ambiguous. Received: a list of {len(arrays)} "
+                    "arrays."
+                )
         if len(arrays) != len(self.inputs):
             raise ValueError(
                 f"Expected {len(self.inputs)} input(s) {[t.name for t in self.inputs]}. "
@@ -103,10 +114,9 @@ class TFLiteModel(_QuantizedRunner):
 
         self.interpreter = Interpreter(model_content=self.tflite, num_threads=num_threads)
         self.interpreter.allocate_tensors()
-        # `io_details` keeps the runtime's input order and the outputs' raw names
+        # `io_details` lists inputs and outputs in the flatbuffer's order, as LiteRT does.
         self._input_index = [d["index"] for d in self.interpreter.get_input_details()]
-        by_name = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
-        self._output_index = [by_name[t.name] for t in self.outputs]
+        self._output_index = [d["index"] for d in self.interpreter.get_output_details()]
 
     def _invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         self.interpreter.reset_all_variables()

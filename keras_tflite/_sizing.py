@@ -90,25 +90,34 @@ def auto_size(model: Any, pool: Calibration, input_names: list[str]) -> SizeEvid
     return SizeEvidence(size, float(change[worst]), names[worst] if names else "")
 
 
-def check_fixed_size(model: Any, pool: Calibration, input_names: list[str], size: int) -> None:
-    """Warns, with the evidence, when `size` samples see clearly narrower ranges than 4x as many."""
+def check_fixed_size(
+    model: Any, pool: Calibration, input_names: list[str], size: int
+) -> str | None:
+    """Warns, with the evidence, when `size` samples see clearly narrower ranges than 4x as many.
+
+    Returns:
+        The evidence when it warned, else None.
+    """
     if pool.num_samples < 2 * size:
-        return
+        return None
     probe, names = _probe(model)
     if probe is None:
-        return
+        return None
     names = [f"input {n}" for n in input_names] + names[len(input_names) :]
     small = _ranges(probe, names, [pool.arrays[n][:size] for n in input_names])
     large = _ranges(probe, names, [pool.arrays[n] for n in input_names])
     change = _change(small, large)
     worst = int(np.argmax(change))
-    if change[worst] > SHORT_TOLERANCE:
-        warnings.warn(
-            f"{size} calibration samples look short: with {pool.num_samples} samples the range of "
-            f"'{names[worst]}' is {change[worst]:.0%} wider, so int8 would clip it. Pass "
-            'num_calibration_samples="auto" or a larger number.',
-            stacklevel=5,
-        )
+    if change[worst] <= SHORT_TOLERANCE:
+        return None
+    evidence = (
+        f"{size} calibration samples look short: with {pool.num_samples} samples the range of "
+        f"'{names[worst]}' is {change[worst]:.0%} wider, so int8 would clip it"
+    )
+    warnings.warn(
+        f'{evidence}. Pass num_calibration_samples="auto" or a larger number.', stacklevel=5
+    )
+    return evidence
 
 
 def shuffled(pool: Calibration) -> Calibration:
@@ -128,4 +137,5 @@ def _subset(pool: Calibration, order: np.ndarray) -> Calibration:
         pool.source_indices[order],
         pool.available,
         pool.seed,
+        pool.shortfall,
     )

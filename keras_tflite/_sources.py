@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from keras_tflite._inspect import trailing_number
 from keras_tflite._specs import TensorInfo
 
 KINDS = ("keras", "h5", "saved_model", "checkpoint", "frozen_graph")
@@ -140,8 +139,6 @@ class GraphModel:
                 f"Expected --outputs to name nodes of the graph. Received unknown: {missing}. "
                 f"Candidates: {output_candidates(graph)}."
             )
-        # In the order LiteRT's outputs are read back (`io_details`), so arrays pair by position.
-        outputs = sorted(outputs, key=trailing_number)
         placeholders = _needed_placeholders(graph_def, outputs)
         inputs = [
             _input_info(graph, name, source.get("input_shapes") or {}) for name in placeholders

@@ -64,7 +64,12 @@ def input_infos(model: Any) -> list[TensorInfo] | None:
         return None
     if not inputs:
         return None
-    names = [sanitize(getattr(t, "name", f"input_{i}").split(":")[0]) for i, t in enumerate(inputs)]
+    # The InputLayer's name: what `summary()` shows and what a reloaded model's tensors carry
+    # (an unnamed Keras 3 input's tensor is 'keras_tensor_N', its layer 'input_layer_N').
+    names = [
+        sanitize((_layer_name(t) or getattr(t, "name", f"input_{i}")).split(":")[0])
+        for i, t in enumerate(inputs)
+    ]
     if len(set(names)) != len(names):
         names = [f"{n}_{i}" for i, n in enumerate(names)]
     return [

@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 
 # Keras writes `epoch_<metric>` under the runs "train" and "validation"; the int8 model's task
-# metrics go under this run with the same tags, so TensorBoard draws both curves in one chart.
+# metrics go under these runs with the same tags, so TensorBoard draws the curves in one chart:
+# TFLite Micro's (the microcontroller's) and LiteRT's.
 TASK_RUN = "validation_tflite"
+LITERT_TASK_RUN = "validation_tflite_litert"
 EXPORT_RUN = "tflite"
-MICRO_TASK_RUN = "validation_tflite_micro"
+_TASK_RUNS = {"tflite_val_": TASK_RUN, "tflite_litert_val_": LITERT_TASK_RUN}
 
 
 class ExportSummaries:
@@ -46,18 +48,14 @@ class ExportSummaries:
     ) -> None:
         import tensorflow as tf
 
-        with self._writer(TASK_RUN).as_default():
-            for key, value in logs.items():
-                if key.startswith("tflite_val_"):
-                    tf.summary.scalar(f"epoch_{key.removeprefix('tflite_val_')}", value, step=step)
-        with self._writer(MICRO_TASK_RUN).as_default():
-            for key, value in logs.items():
-                if key.startswith("tflite_micro_val_"):
-                    tag = f"epoch_{key.removeprefix('tflite_micro_val_')}"
-                    tf.summary.scalar(tag, value, step=step)
+        for prefix, run in _TASK_RUNS.items():
+            with self._writer(run).as_default():
+                for key, value in logs.items():
+                    if key.startswith(prefix):
+                        tf.summary.scalar(f"epoch_{key.removeprefix(prefix)}", value, step=step)
         with self._writer(EXPORT_RUN).as_default():
             for key, value in logs.items():
-                if not key.startswith(("tflite_val_", "tflite_micro_val_")):
+                if not key.startswith(tuple(_TASK_RUNS)):
                     tf.summary.scalar(_export_tag(key), value, step=step)
             tf.summary.scalar("time/export_seconds", seconds, step=step)
             if convert_seconds is not None:
@@ -87,10 +85,11 @@ class ExportSummaries:
 
 
 def _export_tag(key: str) -> str:
-    """'tflite_mae_vs_float' -> 'fidelity/mae_vs_float'; 'tflite_micro_...' -> 'micro/...'."""
+    """'tflite_mae_vs_float' -> 'fidelity/mae_vs_float' (TFLite Micro's);
+    'tflite_litert_...' -> 'litert/...'."""
     name = key.removeprefix("tflite_")
-    if name.startswith("micro_"):
-        return f"micro/{name.removeprefix('micro_')}"
+    if name.startswith("litert_"):
+        return f"litert/{name.removeprefix('litert_')}"
     if name in ("model_bytes", "arena_bytes"):
         return f"size/{name}"
     return f"fidelity/{name}"
@@ -143,8 +142,9 @@ def export_images(judged: Any, targets: list[np.ndarray] | None) -> dict[str, by
     """Prediction plot for regression and sequence outputs, confusion matrix for classifiers."""
     from keras_tflite import _plots
 
-    expected, litert = judged.float_outputs[0], judged.quantized_outputs[0]
+    expected, litert = judged.float_outputs[0], judged.litert_outputs[0]
     micro = judged.micro_outputs[0] if judged.micro_outputs else None
+    device = litert if micro is None else micro
     if expected.ndim == 2 and expected.shape[-1] > 1:  # class scores
         truth = targets[0].reshape(len(targets[0]), -1) if targets else None
         true_classes = (
@@ -154,6 +154,6 @@ def export_images(judged: Any, targets: list[np.ndarray] | None) -> dict[str, by
             if truth.shape[-1] > 1
             else truth[:, 0]
         )
-        png = _plots.confusion_png(true_classes, litert.argmax(-1), expected.shape[-1])
+        png = _plots.confusion_png(true_classes, device.argmax(-1), expected.shape[-1])
         return {"images/confusion_matrix_int8": png}
     return {"images/predictions_float_vs_int8": _plots.predictions_png(expected, litert, micro)}

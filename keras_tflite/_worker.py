@@ -8,12 +8,14 @@ strategy kills the worker, the caller records it and starts a new worker on the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +39,8 @@ _NOISE = (
 _ENTRY = "import sys; from keras_tflite._worker import main; sys.exit(main(sys.argv[1:]))"
 # Set by tests to inject a real fault into a real worker: "<strategy>:segfault" or "<strategy>:hang".
 FAULT_VARIABLE = "KERAS_TFLITE_INJECT_FAULT"
+# The parent's pid: a worker whose parent is gone stops (it must never outlive training).
+PARENT_VARIABLE = "KERAS_TFLITE_PARENT_PID"
 # Worker modes besides strategy names: report the model's inputs and outputs; judge a given model.
 DESCRIBE, JUDGE = "--describe", "--judge"
 
@@ -83,8 +87,8 @@ def _run_worker(
     progress = job_dir / "progress.jsonl"
     progress.unlink(missing_ok=True)
     log_path = job_dir / "worker.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
+    with open(log_path, "wb") as log, _live(
+        subprocess.Popen(
             [sys.executable, "-c", _ENTRY, str(job_dir), *strategies],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -96,8 +100,10 @@ def _run_worker(
                 "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1"),
                 # Models trained on JAX or torch are rebuilt on TensorFlow, the converter's backend.
                 "KERAS_BACKEND": "tensorflow",
+                PARENT_VARIABLE: str(os.getpid()),
             },
         )
+    ) as process:
         timed_out = _wait(process, progress, timeout, on_events)
     events = _read_events(progress)
     attempts = [Attempt(**e["attempt"]) for e in events if "attempt" in e]
@@ -123,6 +129,34 @@ def _run_worker(
             f"{last_messages(log_path)}"
         )
     return attempts
+
+
+_RUNNING: set[subprocess.Popen] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _live(process: subprocess.Popen):
+    """Tracks a running worker, so that `kill_running` can stop it."""
+    with _RUNNING_LOCK:
+        _RUNNING.add(process)
+    try:
+        yield process
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(process)
+
+
+def kill_running() -> int:
+    """Kills every worker this process started that is still running; returns how many."""
+    with _RUNNING_LOCK:
+        running = [p for p in _RUNNING if p.poll() is None]
+    for process in running:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(running)
 
 
 def _wait(
@@ -210,6 +244,7 @@ def main(argv: list[str]) -> int:
     """The worker's entry point: `JOB_DIR STRATEGY...`."""
     from keras_tflite import _job
 
+    _die_with_parent()
     job_dir, strategies = Path(argv[0]), argv[1:]
     job = json.loads((job_dir / "job.json").read_text())
     os.nice(job.get("niceness", 0))  # exports during training yield the cores to training
@@ -253,6 +288,26 @@ def main(argv: list[str]) -> int:
             _emit(job_dir, {"layers": _job.layer_errors(name, model, job_dir, job)})
         return 0
     return 2
+
+
+def _die_with_parent() -> None:
+    """Stops this worker when the process that started it dies: on Linux the kernel sends
+    SIGKILL (PR_SET_PDEATHSIG); elsewhere a thread watches the parent pid twice a second."""
+    expected = int(os.environ.get(PARENT_VARIABLE) or os.getppid())
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != expected:  # the parent died before the line above
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == expected:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _since(began: float) -> float:

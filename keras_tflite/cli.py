@@ -189,8 +189,8 @@ def _summary(command: str, report: dict[str, Any]) -> str:
     metrics = report.get("metrics")
     if metrics:
         lines.append(
-            f"  int8 vs float: MAE {metrics['mae_vs_float']:.4g} (LiteRT), "
-            f"{metrics.get('micro_mae_vs_float', float('nan')):.4g} (TFLite Micro)"
+            f"  int8 vs float: MAE {metrics.get('mae_vs_float', float('nan')):.4g} (TFLite Micro), "
+            f"{metrics['litert_mae_vs_float']:.4g} (LiteRT)"
         )
     return "\n".join(lines)
 

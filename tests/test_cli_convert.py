@@ -110,7 +110,7 @@ def test_every_format_converts_to_int8_that_runs_in_tflite_micro(tmp_path, kind,
     micro = MicroModel((tmp_path / "out" / "model.tflite").read_bytes()).predict(FEATURES[:50])
     spread = float(np.std(expected))
     assert float(np.mean(np.abs(micro - expected))) < 0.05 * spread
-    assert report["metrics"]["micro_mae_vs_float"] < 0.05 * spread
+    assert report["metrics"]["mae_vs_float"] < 0.05 * spread
 
 
 def test_ambiguous_outputs_are_listed_by_name(tmp_path, capsys):
@@ -156,6 +156,19 @@ def test_lambda_layers_are_refused_without_trust(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_small_validation_file_is_not_mistaken_for_calibration(tmp_path, recwarn):
+    _keras3(tmp_path / "m.keras")
+    np.savez(tmp_path / "cal.npz", features=FEATURES)
+    np.savez(tmp_path / "val.npz", features=FEATURES[:20])
+    code = main(["convert", str(tmp_path / "m.keras"), "-o", str(tmp_path / "out"),
+                 "--calibration", str(tmp_path / "cal.npz"),
+                 "--validation", str(tmp_path / "val.npz"), "--json"])  # fmt: skip
+    assert code == 0
+    assert not [w for w in recwarn if "calibration" in str(w.message)], [
+        str(w.message) for w in recwarn
+    ]
+
+
 def test_calibration_that_does_not_match_names_the_inputs(tmp_path, capsys):
     _keras3(tmp_path / "m.keras")
     np.savez(tmp_path / "cal.npz", wrong=FEATURES, other=FEATURES)
@@ -199,4 +212,4 @@ def test_several_outputs_keep_their_names_and_values(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     shapes = {t["name"]: t["shape"] for t in report["outputs"]}
     assert shapes == {"score_1": [1, 4], "probs": [1, 2]}
-    assert report["metrics"]["micro_mae_vs_float"] < 0.05  # each output against its own float
+    assert report["metrics"]["mae_vs_float"] < 0.05  # each output against its own float

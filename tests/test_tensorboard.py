@@ -71,8 +71,9 @@ def test_fidelity_sizes_histograms_and_best_summary(run):
     for tag in (
         "fidelity/mae_vs_float",
         "fidelity/snr_db_vs_float",
-        "micro/mae_vs_float",
-        "micro/max_lsb_vs_litert",
+        "fidelity/normalized_rmse_vs_float",
+        "litert/mae_vs_float",
+        "litert/max_lsb_vs_micro",
         "size/model_bytes",
         "size/arena_bytes",
         "time/export_seconds",

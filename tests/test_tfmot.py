@@ -83,7 +83,7 @@ def test_qat_model_exports_full_int8_with_its_learned_ranges(tmp_path, digits):
     # (and the float one is still Keras' own: exporting must not change how it scores).
     metrics = manifest["metrics"]
     assert metrics["tflite_arena_bytes"] > 0
-    assert metrics["tflite_micro_val_accuracy"] == pytest.approx(
+    assert metrics["tflite_val_accuracy"] == pytest.approx(
         history.history["val_accuracy"][-1], abs=0.02
     )
 

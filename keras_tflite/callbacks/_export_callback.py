@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import os
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from keras_tflite import _artifacts, _plots
+from keras_tflite import _artifacts, _plots, _worker
 from keras_tflite._calibration import DEFAULT_NUM_SAMPLES
 from keras_tflite._export import DEFAULT_VALIDATION_SAMPLES, Exporter, Judged
-from keras_tflite._fidelity import is_flat_line
 from keras_tflite._quantization import check_mode
 from keras_tflite._tensorboard import (
     ExportSummaries,
@@ -22,7 +21,7 @@ from keras_tflite._tensorboard import (
     keras_log_dir,
     manifest_markdown,
 )
-from keras_tflite.callbacks import _distributed
+from keras_tflite.callbacks import _distributed, _gates, _queue
 from keras_tflite.callbacks._options import _check_freq, _check_writable, _comparison
 from keras_tflite.callbacks._records import (
     _deployment_files,
@@ -30,14 +29,13 @@ from keras_tflite.callbacks._records import (
     _line,
     _manifest,
     _now,
-    _op_warnings,
     _remove_tree,
-    closer_to_float,
 )
 from keras_tflite.callbacks._task_metrics import task_metrics
 
 _MODES = ("auto", "min", "max")
-DEFAULT_MAX_MICRO_LSB = 4.0
+# Export folders inside `directory`: epoch0003-step0000120-<time in ns>.
+_EXPORT_GLOB = "epoch[0-9]*-step[0-9]*"
 
 
 class TFLiteExportCallback(keras.callbacks.Callback):
@@ -45,8 +43,10 @@ class TFLiteExportCallback(keras.callbacks.Callback):
 
     At each export the callback snapshots the weights (milliseconds) and returns; conversion and
     judging run in a background worker process. Results join the epoch's `logs` as `tflite_*`
-    keys (the int8 model's `tflite_val_loss` and metrics, its error against float), and the best
-    exportable model lands in `directory/best/` with a C array and a manifest.
+    keys: what the microcontroller computes, measured in TFLite Micro (the int8 model's
+    `tflite_val_loss` and metrics, its error against float), with LiteRT's numbers beside them as
+    `tflite_litert_*`. The best exportable model lands in `directory/best/` with a C array and a
+    manifest.
 
     The model may be Keras 3 on any backend (JAX and torch models are rebuilt on TensorFlow to
     convert and judged against their own backend's outputs), tf_keras, or tf_keras wrapped by
@@ -57,23 +57,26 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         directory: Where exports, `best/` and `history.jsonl` are written.
         representative_data: Calibration data, any form `keras_tflite.convert` takes. Optional
             for a quantization-aware trained model (tfmot), which converts with learned ranges.
-        validation_data: `(x, y)` data to judge each export on. Defaults to a held-out part of
-            `representative_data` (with a warning).
+        validation_data: `(x, y)` data to judge each export on. Defaults to samples of
+            `representative_data`, which calibration also saw (with a warning).
         quantization: Quantization mode. Defaults to "int8".
         export_freq: "epoch"; an integer number of batches; or "improvement": at the end of each
             epoch in which the float model's `float_monitor` improved, which is when a
             `ModelCheckpoint(save_best_only=True)` on the same key writes. Defaults to "epoch".
         every_n_epochs: With `export_freq="epoch"`, export every this many epochs (and always
             after the last one). Defaults to 1.
-        monitor: The logs key that picks the best export. Defaults to "tflite_val_loss".
+        monitor: The logs key that picks the best export. Defaults to "tflite_val_loss" (the
+            int8 model's loss in TFLite Micro).
         mode: "auto", "min" or "max". Defaults to "auto".
         min_delta: Smallest change that counts as an improvement. Defaults to 0.
         initial_value_threshold: A value the first best must beat. Defaults to None.
-        max_error: Largest `tflite_mae_vs_float` an exportable model may have. Defaults to None.
-        max_micro_lsb: Largest output difference between TFLite Micro and LiteRT, in output
-            quantization steps, that an exportable model may have. Healthy models measured 0-2
-            steps apart here; the default leaves room for that and catches real divergence (FIELD_NOTES
-            measured 43 on a Bidirectional LSTM). None disables the check. Defaults to 4.
+        max_normalized_rmse: Largest `tflite_normalized_rmse_vs_float` (TFLite Micro's RMSE
+            against float over the float outputs' standard deviation) an exportable model may
+            have: an int8 model further from float is not a faithful copy (an error within
+            one int8 output step always passes). Healthy models measured 0.012-0.069, models
+            calibrated on 5 samples 0.25-0.43. None disables it. Defaults to 0.15.
+        max_error: Largest `tflite_mae_vs_float` (TFLite Micro's MAE against float, in output
+            units) an exportable model may have. Defaults to None.
         max_model_bytes: Flash budget: larger models are not exportable. Defaults to None.
         max_arena_bytes: RAM budget: models whose TFLite Micro arena is larger are not
             exportable. Defaults to None.
@@ -115,8 +118,8 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         mode: str = "auto",
         min_delta: float = 0.0,
         initial_value_threshold: float | None = None,
+        max_normalized_rmse: float | None = _gates.DEFAULT_MAX_NORMALIZED_RMSE,
         max_error: float | None = None,
-        max_micro_lsb: float | None = DEFAULT_MAX_MICRO_LSB,
         max_model_bytes: int | None = None,
         max_arena_bytes: int | None = None,
         save_best_only: bool = True,
@@ -152,8 +155,9 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             raise ValueError(f"Expected mode to be one of {_MODES}. Received: mode={mode!r}.")
         self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
         self.initial_value_threshold, self.max_error = initial_value_threshold, max_error
-        self.max_micro_lsb = max_micro_lsb
+        self.max_normalized_rmse = max_normalized_rmse
         self.max_model_bytes, self.max_arena_bytes = max_model_bytes, max_arena_bytes
+        self._gates = _gates.Gates(max_normalized_rmse, max_error, max_model_bytes, max_arena_bytes)
         self.save_best_only, self.blocking, self.verbose = save_best_only, blocking, verbose
         if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 1):
             raise ValueError(
@@ -171,17 +175,16 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         if _distributed.chief_before_training():  # other workers never write to `directory`
             _check_writable(self.directory)
         self.best: float | None = initial_value_threshold
-        self._lock = threading.Lock()
-        self._pending: dict[str, Any] | None = None
-        self._draining: Future | None = None
-        self._finished: list[dict[str, Any]] = []
+        self._blocking_records: list[dict[str, Any]] = []
+        self._said: set[str] = set()  # kinds of notes already printed
         self._last_batch_seen, self._batches_since_export, self._step = -1, 0, 0
 
     # ---- Keras hooks --------------------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
         self._role = _distributed.role(self.model)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tflite-export")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tflite-prepare")
+        self._queue = _queue.LatestWins(self._process_safely)
         weights = self.model.get_weights() if self._role.multi_worker else None  # on every worker
         error = None
         if self._role.writer:
@@ -200,6 +203,8 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         if error is not None:
             self._executor.shutdown(wait=False)
             raise error
+        if self._role.writer:  # an interrupted fit never reaches on_train_end
+            atexit.register(self._finish_at_exit)
 
     def _off_scope(self, function, *args):
         """Runs `function` outside `fit`'s strategy scope or JAX distribution (both per thread):
@@ -313,23 +318,48 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         return False
 
     def on_train_end(self, logs=None):
-        if not self._role.writer:
-            self._executor.shutdown(wait=True)
-            return
-        draining = self._draining
-        if draining is not None:
-            try:
-                draining.result(timeout=self.timeout * 4 + 300)
-            except TimeoutError:
-                import warnings
-
-                warnings.warn(
-                    "TFLiteExportCallback stopped waiting for its last export.", stacklevel=2
-                )
-        self._report_into(logs if logs is not None else {})
         self._executor.shutdown(wait=True)
+        if not self._role.writer:
+            return
+        atexit.unregister(self._finish_at_exit)
+        if not self._queue.wait(self._final_wait):
+            _worker.kill_running()
+            import warnings
+
+            warnings.warn(
+                f"TFLiteExportCallback stopped waiting for its last export after "
+                f"{self._final_wait:g} s and stopped its worker.",
+                stacklevel=2,
+            )
+        self._report_into(logs if logs is not None else {})
+        self._close()
+
+    @property
+    def _final_wait(self) -> float:
+        return self.timeout * 4 + 300  # every strategy may run to its timeout
+
+    def _close(self) -> None:
         self._exporter.close()
         self._summaries.close()
+
+    def _finish_at_exit(self) -> None:
+        """At interpreter exit after an interrupted fit: finish the running export, or abandon it
+        at a second Ctrl-C; either way no worker outlives this process."""
+        try:
+            if self._queue.busy:
+                epoch = (self._queue.current or {}).get("epoch", -1) + 1
+                print(
+                    f"TFLiteExportCallback: finishing the export of epoch {epoch} before exiting "
+                    "(Ctrl-C again to abandon it)...",
+                    flush=True,
+                )
+                self._queue.wait(self._final_wait)
+            self._report_into({})
+        except KeyboardInterrupt:
+            print("TFLiteExportCallback: export abandoned; the best model so far is kept.")
+        finally:
+            _worker.kill_running()
+            self._close()
 
     # ---- exporting ----------------------------------------------------------------------------
 
@@ -347,12 +377,10 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             "reference": None if self._role.multi_worker else self._float_reference(),
         }
         if self.blocking:
-            self._finished.append(self._off_scope(self._process_safely, snapshot))
+            snapshot["skipped_epochs"] = []
+            self._blocking_records.append(self._off_scope(self._process_safely, snapshot))
             return
-        with self._lock:
-            self._pending = snapshot  # a newer snapshot replaces one still waiting: latest wins
-            if self._draining is None or self._draining.done():
-                self._draining = self._executor.submit(self._drain)
+        self._queue.submit(snapshot)  # a newer snapshot replaces one still waiting: latest wins
 
     def _float_reference(self):
         try:
@@ -366,16 +394,6 @@ class TFLiteExportCallback(keras.callbacks.Callback):
                 stacklevel=2,
             )
             return None
-
-    def _drain(self) -> None:
-        while True:
-            with self._lock:
-                snapshot, self._pending = self._pending, None
-            if snapshot is None:
-                return
-            record = self._process_safely(snapshot)
-            with self._lock:
-                self._finished.append(record)
 
     def _process_safely(self, snapshot: dict[str, Any]) -> dict[str, Any]:
         """`_process`, with any failure (a full disk, say) recorded instead of raised into fit."""
@@ -403,7 +421,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         judged = self._exporter.export(snapshot["weights"], snapshot["reference"])
         logs = self._tflite_logs(judged)
         merged = {**snapshot["logs"], **logs}
-        reason = self._not_exportable(judged, logs)
+        reason = _gates.refusal(judged, logs, self._gates, self._exporter.calibration.shortfall)
         value = merged.get(self.monitor)
         if value is None and reason is None:
             self._warn_missing(self.monitor, merged)
@@ -420,11 +438,13 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             "metrics": logs,
             "seconds": judged.seconds,
             "float_value": _float_counterpart(self.monitor, snapshot["logs"]),
-            "closer_to_float": closer_to_float(logs)
-            if "tflite_micro_mae_vs_float" in logs
+            "closer_to_float": _gates.closer_to_float(logs)
+            if "tflite_mae_vs_float" in logs
             else None,
-            "warnings": _op_warnings(judged),
+            "skipped_epochs": snapshot["skipped_epochs"],
         }
+        notes = _gates.notes(judged, logs)
+        record["warnings"] = list(notes.values())
         if judged.result is not None and (improved or not self.save_best_only):
             record["path"] = str(self._write(judged, record, best=improved))
         if improved:
@@ -432,7 +452,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         if judged.result is not None:
             self._summarize(snapshot, judged, logs, record, improved)
         _artifacts.append_line(self.directory / "history.jsonl", record)
-        return record | {"logs": logs}
+        return record | {"logs": logs, "note_kinds": notes}
 
     def _summarize(self, snapshot, judged: Judged, logs, record, improved: bool) -> None:
         try:
@@ -443,7 +463,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             self._summaries.write(
                 snapshot["epoch"],
                 logs,
-                judged.quantized_outputs,
+                judged.micro_outputs or judged.litert_outputs,
                 judged.float_outputs,
                 judged.seconds,
                 judged.result.num_calibration_samples,
@@ -460,53 +480,26 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             )
 
     def _tflite_logs(self, judged: Judged) -> dict[str, float]:
+        """`tflite_*`: TFLite Micro's (the device's) numbers; `tflite_litert_*`: LiteRT's."""
         if judged.result is None:
             return {}
         logs = {f"tflite_{k}": v for k, v in judged.metrics.items()}
         targets = self._exporter.validation.targets
         # `_model`, not `model`: on JAX the property syncs training state, which only the
         # training thread may do; the compile config is all that is read here.
-        for name, value in task_metrics(self._model, targets, judged.quantized_outputs).items():
-            logs[f"tflite_val_{name}"] = value
-        if judged.micro_outputs:  # the same task metrics for what the microcontroller computes
-            for name, value in task_metrics(self._model, targets, judged.micro_outputs).items():
-                logs[f"tflite_micro_val_{name}"] = value
+        runs = {"tflite_val_": judged.micro_outputs, "tflite_litert_val_": judged.litert_outputs}
+        for prefix, outputs in runs.items():
+            if outputs:
+                for name, value in task_metrics(self._model, targets, outputs).items():
+                    logs[f"{prefix}{name}"] = value
         return logs
-
-    def _not_exportable(self, judged: Judged, logs: dict[str, float]) -> str | None:
-        if judged.error:
-            return judged.error
-        if judged.micro_error:
-            return f"TFLite Micro cannot run it: {judged.micro_error}"
-        metrics = {k.removeprefix("tflite_").removesuffix("_vs_float"): v for k, v in logs.items()}
-        if is_flat_line(metrics):
-            return (
-                f"flat-line output: int8 variance is {metrics['variance_ratio']:.3f} of float's "
-                "(too few or unrepresentative calibration samples)"
-            )
-        if self.max_error is not None and logs["tflite_mae_vs_float"] > self.max_error:
-            return f"tflite_mae_vs_float {logs['tflite_mae_vs_float']:.4g} > max_error {self.max_error}"
-        lsb = logs.get("tflite_micro_max_lsb_vs_litert", 0.0)
-        if self.max_micro_lsb is not None and lsb > self.max_micro_lsb:
-            return (
-                f"TFLite Micro diverges from LiteRT by {lsb:g} LSB (> max_micro_lsb "
-                f"{self.max_micro_lsb:g}); {closer_to_float(logs)} is closer to float"
-            )
-        for key, limit in (
-            ("model_bytes", self.max_model_bytes),
-            ("arena_bytes", self.max_arena_bytes),
-        ):
-            value = logs.get(f"tflite_{key}")
-            if limit is not None and value is not None and value > limit:
-                return f"{key} {int(value)} > max_{key} {limit}: it does not fit the target"
-        return None
 
     def _improves(self, value: float) -> bool:
         return self.best is None or self._better(value, self.best, self.min_delta)
 
     def _write(self, judged: Judged, record: dict[str, Any], *, best: bool) -> Path:
         name = f"epoch{record['epoch']:04d}-step{record['step']:07d}-{time.time_ns()}"
-        target = self.directory / "exports" / name
+        target = self.directory / name
         _artifacts.write_model_set(
             target,
             judged.result.tflite,
@@ -515,38 +508,60 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             extra_files=_deployment_files(judged, record, self.c_symbol),
         )
         if best:
-            previous = (
-                (self.directory / "best").resolve()
-                if (self.directory / "best").is_symlink()
-                else None
-            )
-            _artifacts.point_link(self.directory / "best", target)
+            link = self.directory / "best"
+            previous = link.resolve() if link.is_symlink() else None
+            _artifacts.point_link(link, target)
             if self.save_best_only and previous is not None and previous != target.resolve():
-                _remove_tree(previous)
+                self._remove_export(previous, "replaced by a better best (save_best_only)")
         if not self.save_best_only and self.keep_last is not None:
-            self._prune(keep=target)
+            self._prune()
         return target
 
-    def _prune(self, keep: Path) -> None:
-        """Removes the oldest export folders beyond `keep_last`, never the best one."""
+    def _prune(self) -> None:
+        """Keeps the newest `keep_last` export folders besides the best one."""
         best = self.directory / "best"
-        protected = {keep.resolve(), best.resolve() if best.is_symlink() else None}
+        kept = best.resolve() if best.is_symlink() else None
         folders = sorted(
-            p for p in (self.directory / "exports").iterdir() if p.is_dir() and p.name[0] != "."
+            (p for p in self.directory.glob(_EXPORT_GLOB) if p.is_dir()),
+            key=lambda p: p.name.rsplit("-", 1)[-1],  # creation time: runs may resume at epoch 1
         )
-        older = [p for p in folders if p.resolve() not in protected]
-        for folder in older[: max(0, len(older) - self.keep_last + 1)]:
-            _remove_tree(folder)
+        others = [p for p in folders if p.resolve() != kept]
+        for folder in others[: max(0, len(others) - self.keep_last)]:
+            self._remove_export(folder, f"keep_last={self.keep_last}")
+
+    def _remove_export(self, folder: Path, why: str) -> None:
+        """Removes an export folder; history.jsonl stops pointing at it and says why."""
+        _remove_tree(folder)
+        _artifacts.mark_removed(self.directory / "history.jsonl", str(folder), why)
 
     # ---- reporting ----------------------------------------------------------------------------
 
     def _report_into(self, logs: dict[str, Any], share: bool = False) -> None:
         """Adds the newest finished export's `tflite_*` logs; with `share`, on every worker (all
         of them call this at each epoch end under a multi-worker strategy)."""
-        with self._lock:
-            finished, self._finished = self._finished, []
+        finished = []
+        if self._role.writer:
+            finished, self._blocking_records = self._blocking_records, []
+            finished += self._queue.take_finished()
         for record in finished:
             if self.verbose:
-                print(_line(record, self.directory), flush=True)
+                self._say(record)
         newest = finished[-1]["logs"] if finished else {}
         logs.update(_distributed.share(self._role, newest) if share else newest)
+
+    def _say(self, record: dict[str, Any]) -> None:
+        """The export's line, then each kind of note the first time it appears."""
+        print(_line(record, self.directory), flush=True)
+        skipped = record.get("skipped_epochs")
+        if skipped and "skipped" not in self._said:
+            self._said.add("skipped")
+            print(
+                "  note: epochs finished while an export was still running are not exported "
+                "(latest wins); every_n_epochs=N spaces exports out, blocking=True exports "
+                "every one.",
+                flush=True,
+            )
+        for kind, text in record.get("note_kinds", {}).items():
+            if kind not in self._said:
+                self._said.add(kind)
+                print(f"  note: {text}", flush=True)

@@ -22,26 +22,6 @@ def _deployment_files(judged: Judged, record: dict[str, Any], c_symbol: str) -> 
     }
 
 
-def closer_to_float(logs: dict[str, float]) -> str:
-    """Which runtime's int8 outputs are nearer the float model's (by MAE)."""
-    litert, micro = logs["tflite_mae_vs_float"], logs["tflite_micro_mae_vs_float"]
-    if litert == micro:
-        return "neither (equal)"
-    return "LiteRT" if litert < micro else "TFLite Micro"
-
-
-def _op_warnings(judged: Judged) -> list[str]:
-    """Float islands inside an int8 model: a QUANTIZE/DEQUANTIZE mid-graph or a float kernel."""
-    if judged.result is None or judged.result.quantization not in ("int8", "int16x8"):
-        return []
-    ops = judged.result.ops
-    islands = [op for op in ops if op in ("DEQUANTIZE", "QUANTIZE")]
-    if not islands:
-        return []
-    note = " (the WHILE boundary of a GRU/SimpleRNN loop stays float)" if "WHILE" in ops else ""
-    return [f"{len(islands)} QUANTIZE/DEQUANTIZE op(s) inside the int8 model: float islands{note}"]
-
-
 def _float_counterpart(monitor: str, logs: dict[str, Any]) -> float | None:
     """The float model's value of an int8 monitor: 'tflite_val_loss' -> logs['val_loss']."""
     value = logs.get(monitor.removeprefix("tflite_")) if monitor.startswith("tflite_") else None
@@ -113,6 +93,9 @@ def _now() -> str:
 def _line(record: dict[str, Any], directory: Path) -> str:
     logs = record["logs"]
     head = f"Epoch {record['epoch']}: "
+    skipped = record.get("skipped_epochs") or []
+    if skipped:
+        head += f"(epoch{'s' if len(skipped) > 1 else ''} {_spans(skipped)} not exported) "
     if not record["exportable"] and not logs:
         return head + f"export failed: {record['reason']}"
     parts = [f"int8 {logs.get('tflite_model_bytes', 0) / 1024:.1f} KB"]
@@ -122,7 +105,8 @@ def _line(record: dict[str, Any], directory: Path) -> str:
         float_value = record.get("float_value")
         counterpart = "" if float_value is None else f" (float {float_value:.4g})"
         parts.append(f"{record['monitor']} {record['value']:.4g}{counterpart}")
-    parts.append(f"MAE vs float {logs.get('tflite_mae_vs_float', float('nan')):.3g}")
+    if "tflite_mae_vs_float" in logs:
+        parts.append(f"MAE vs float {logs['tflite_mae_vs_float']:.3g} in TFLite Micro")
     tail = (
         f"new best, saved to {directory / 'best'}"
         if record["new_best"]
@@ -131,3 +115,14 @@ def _line(record: dict[str, Any], directory: Path) -> str:
         else "not better"
     )
     return head + ", ".join(parts) + " - " + tail
+
+
+def _spans(epochs: list[int]) -> str:
+    """[2, 3, 4, 7] -> '2-4, 7'."""
+    spans: list[list[int]] = []
+    for epoch in epochs:
+        if spans and epoch == spans[-1][1] + 1:
+            spans[-1][1] = epoch
+        else:
+            spans.append([epoch, epoch])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
