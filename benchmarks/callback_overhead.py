@@ -17,7 +17,7 @@ import keras
 from bench_seed_bare import bare_seconds
 
 from keras_tflite import TFLiteExportCallback
-from keras_tflite._export import Exporter
+from keras_tflite.exporter import Exporter
 
 
 class _Timed(TFLiteExportCallback):

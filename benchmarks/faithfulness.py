@@ -26,7 +26,7 @@ import seattle  # noqa: E402
 from digits import digits  # noqa: E402
 
 import keras_tflite  # noqa: E402
-from keras_tflite._fidelity import fidelity  # noqa: E402
+from keras_tflite.runtime.fidelity import fidelity  # noqa: E402
 
 L = keras.layers
 STEPS = 48  # two days of hourly readings: short enough to train several models quickly

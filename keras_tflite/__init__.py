@@ -2,15 +2,15 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from keras_tflite._calibration import DEFAULT_NUM_SAMPLES, MIN_RECOMMENDED_SAMPLES
-from keras_tflite._convert import ConversionError, ConversionResult, convert
-from keras_tflite._inspect import QuantizedTensor
-from keras_tflite._micro import MicroModel
-from keras_tflite._quantization import QUANTIZATION_MODES
-from keras_tflite._runtime import TFLiteModel
-from keras_tflite._strategies import STRATEGIES
-from keras_tflite._tfmot import prepare_qat
-from keras_tflite._worker import Attempt
+from keras_tflite.conversion import ConversionError, ConversionResult, convert
+from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES, MIN_RECOMMENDED_SAMPLES
+from keras_tflite.qat import prepare_qat
+from keras_tflite.quantization import QUANTIZATION_MODES
+from keras_tflite.runtime.inspect import QuantizedTensor
+from keras_tflite.runtime.litert import TFLiteModel
+from keras_tflite.runtime.micro import MicroModel
+from keras_tflite.worker.protocol import Attempt
+from keras_tflite.worker.strategies import STRATEGIES
 
 
 def __getattr__(name: str):

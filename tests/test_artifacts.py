@@ -10,14 +10,14 @@ import time
 
 import numpy as np
 
-from keras_tflite._artifacts import c_array, read_manifest
+from keras_tflite.deploy.artifacts import c_array, read_manifest
 
 # Writes model sets forever, moving `best` to each new one and removing the previous one, as the
 # callback does with save_best_only=True. Big random models make every kill land mid-write.
 WRITER = r"""
 import os, sys, itertools
 from pathlib import Path
-from keras_tflite._artifacts import write_model_set, point_link
+from keras_tflite.deploy.artifacts import write_model_set, point_link
 directory = Path(sys.argv[1])
 rng = os.urandom
 print("ready", flush=True)

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from keras_tflite import MicroModel
-from keras_tflite._artifacts import read_manifest
+from keras_tflite.deploy.artifacts import read_manifest
+
+pytestmark = pytest.mark.slow  # real conversions and training
 
 _TRAIN = textwrap.dedent(
     """

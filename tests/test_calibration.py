@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_tflite._calibration import collect
-from keras_tflite._specs import TensorInfo
+from keras_tflite.data.calibration import collect
+from keras_tflite.specs import TensorInfo
 
 SERIES = [TensorInfo("series", (5, 2), "float32")]
 TWO = [TensorInfo("series", (5, 2), "float32"), TensorInfo("meta", (3,), "float32")]

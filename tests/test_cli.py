@@ -13,6 +13,8 @@ from conftest import build, sample_inputs
 
 import keras_tflite
 
+pytestmark = pytest.mark.slow  # real conversions and training
+
 SCRIPT = Path(sys.executable).parent / "keras-tflite"
 
 

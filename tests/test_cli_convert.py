@@ -13,6 +13,8 @@ import tensorflow as tf
 from keras_tflite import MicroModel
 from keras_tflite.cli import main
 
+pytestmark = pytest.mark.slow  # real conversions and training
+
 tf1 = tf.compat.v1
 RNG = np.random.default_rng(0)
 FEATURES = RNG.normal(size=(300, 8)).astype(np.float32)
@@ -167,6 +169,19 @@ def test_a_small_validation_file_is_not_mistaken_for_calibration(tmp_path, recwa
     assert not [w for w in recwarn if "calibration" in str(w.message)], [
         str(w.message) for w in recwarn
     ]
+
+
+def test_a_broken_keras_archive_is_a_usage_error_that_says_what_is_missing(tmp_path, capsys):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "broken.keras", "w") as archive:
+        archive.writestr("model.weights.h5", b"")  # no config.json
+    np.savez(tmp_path / "cal.npz", features=FEATURES)
+    assert _convert(tmp_path / "broken.keras", tmp_path / "out") == 2
+    assert "Expected a .keras archive holding config.json" in capsys.readouterr().err
+    (tmp_path / "text.keras").write_text("not a zip")
+    assert _convert(tmp_path / "text.keras", tmp_path / "out") == 2
+    assert "Expected a .keras file (a zip archive)" in capsys.readouterr().err
 
 
 def test_calibration_that_does_not_match_names_the_inputs(tmp_path, capsys):

@@ -9,6 +9,8 @@ from conftest import build, keras_predict, sample_inputs
 
 import keras_tflite
 
+pytestmark = pytest.mark.slow  # real conversions and training
+
 # int8 keeps 256 levels per tensor: each quantized layer adds up to half a step of rounding, and
 # the calibrated range of a tensor spans a few standard deviations of its values. Across these
 # small models the mean error measured 0.3-3% of the output's spread; 8% is the line beyond
@@ -134,6 +136,22 @@ def test_result_records_every_strategy_tried_and_why():
     assert statuses["tf_keras_concrete"].status == "skipped"
     assert "keras model" in statuses["tf_keras_concrete"].reason
     assert statuses[result.strategy].status == "converted"
+
+
+def test_conversions_leave_no_temporary_folders_behind(tmp_path):
+    import tempfile
+    from pathlib import Path
+
+    def ours():
+        return set(Path(tempfile.gettempdir()).glob("keras_tflite_*"))
+
+    before = ours()
+    model = build("mlp")
+    result = keras_tflite.convert(model, sample_inputs(model, 120), strategies=["keras_saved_model"])
+    assert result.strategy == "keras_saved_model"
+    assert ours() - before == set()
+    path = result.save(tmp_path / "model.tflite")  # atomically: no temporary file beside it
+    assert path.read_bytes() == result.tflite and sorted(tmp_path.iterdir()) == [path]
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,10 @@ import pytest
 from conftest import build, sample_inputs
 
 from keras_tflite import TFLiteExportCallback
-from keras_tflite._deploy import _identifier, resolver_method
-from keras_tflite._inspect import QuantizedTensor
+from keras_tflite.deploy.firmware import c_identifier, resolver_method
+from keras_tflite.runtime.inspect import QuantizedTensor
+
+pytestmark = pytest.mark.slow  # real conversions and training
 
 # A stand-in for TFLite Micro's resolver with the real method names of the ops used here: a name
 # keras-tflite got wrong fails to compile.
@@ -71,7 +73,7 @@ def test_resolver_arena_and_helpers_compile_and_match_python(best, tmp_path):
         "  int status = RegisterModelOps(resolver);\n"
         '  std::printf("%d %u %d %u\\n", status, resolver.added, kTensorArenaSize, g_model_len);\n'
         + "".join(f'  std::printf("%d\\n", (int)QuantizeSeries({v}f));\n' for v in values)
-        + f'  std::printf("%.6f\\n", Dequantize{_identifier(manifest["outputs"][0]["name"])}(-7));\n}}\n'
+        + f'  std::printf("%.6f\\n", Dequantize{c_identifier(manifest["outputs"][0]["name"])}(-7));\n}}\n'
     )
     binary = tmp_path / "check"
     subprocess.run(
@@ -117,7 +119,7 @@ def test_arduino_sketch_ties_the_files_together(best):
         "QuantizeSeries(value)",
         # TFLite Micro removed ResetVariableTensors() in 2022 (tflite-micro #1479).
         "interpreter->Reset();",
-        f"Dequantize{_identifier(output)}(",
+        f"Dequantize{c_identifier(output)}(",
     ):
         assert needed in sketch, needed
     assert "ResetVariableTensors" not in sketch

@@ -15,7 +15,9 @@ import textwrap
 
 import pytest
 
-from keras_tflite._artifacts import read_manifest
+from keras_tflite.deploy.artifacts import read_manifest
+
+pytestmark = pytest.mark.slow  # real conversions and training
 
 _DATA = """
 import numpy as np

@@ -17,9 +17,11 @@ from tflite_micro.python.tflite_micro import runtime
 
 import keras_tflite
 from keras_tflite import MicroModel, TFLiteExportCallback, TFLiteModel
-from keras_tflite._deploy import _identifier, resolver_method
-from keras_tflite.cli import inspect_model
 from keras_tflite.cli import main as cli_main
+from keras_tflite.cli.inspect import inspect_model
+from keras_tflite.deploy.firmware import c_identifier, resolver_method
+
+pytestmark = pytest.mark.slow  # real conversions and training
 
 L = keras.layers
 
@@ -137,7 +139,7 @@ def _helpers_program(manifest, sample: dict[str, np.ndarray]) -> str:
     and prints each output's dequantization table from its own helper."""
     lines = ["#include <cstdio>", '#include "model_ops.h"', "int main() {"]
     for tensor in manifest["inputs"]:
-        name = _identifier(tensor["name"])
+        name = c_identifier(tensor["name"])
         values = ", ".join(f"{float(v)!r}f" for v in sample[tensor["name"]].ravel())
         lines += [
             f"  const float {name}_values[] = {{{values}}};",
@@ -147,7 +149,7 @@ def _helpers_program(manifest, sample: dict[str, np.ndarray]) -> str:
             '  std::printf("\\n");',
         ]
     for tensor in manifest["outputs"]:
-        name = _identifier(tensor["name"])
+        name = c_identifier(tensor["name"])
         lines += [
             f'  std::printf("out %d", k{name}OutputIndex);',
             f'  for (int q = -128; q < 128; ++q) std::printf(" %.9g", Dequantize{name}(q));',
@@ -242,6 +244,6 @@ def test_every_path_names_the_model_alike(tmp_path):
         assert names == [t.name for t in getattr(result, key)]
     assert fit["inputs"][0]["name"].startswith("input_layer")
     assert fit["outputs"][0]["name"] == model.output_names[0]
-    helper = f"Quantize{_identifier(fit['inputs'][0]['name'])}("
+    helper = f"Quantize{c_identifier(fit['inputs'][0]['name'])}("
     assert helper in (tmp_path / "fit" / "best" / "model_ops.h").read_text()
     assert helper in (tmp_path / "cli" / "model_ops.h").read_text()

@@ -8,6 +8,8 @@ from conftest import build, sample_inputs
 
 import keras_tflite
 
+pytestmark = pytest.mark.slow  # real conversions and training
+
 
 @pytest.fixture(scope="module")
 def sequences_model():

@@ -18,6 +18,8 @@ from tensorboard.backend.event_processing import plugin_event_accumulator
 
 from keras_tflite import TFLiteExportCallback
 
+pytestmark = pytest.mark.slow  # real conversions and training
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
@@ -212,3 +214,31 @@ def test_tf_keras_fit_with_its_tensorboard_gets_the_overlay(tmp_path):
     export = TFLiteExportCallback(tmp_path / "exports", (x, y), (x, y), blocking=True, verbose=0)
     model.fit(x, y, validation_data=(x, y), epochs=2, callbacks=[board, export], verbose=0)
     assert sorted(_scalars(tmp_path / "tb" / "validation_tflite", "epoch_loss")) == [0, 1]
+
+
+class _MyBoard(keras.callbacks.TensorBoard):
+    """A user's TensorBoard subclass: found as a TensorBoard, whatever its name."""
+
+
+def test_a_tensorboard_subclass_is_found_and_the_chosen_log_dir_is_said(tmp_path, capsys):
+    x = sample_inputs(build("mlp"), 120)["features"]
+    model = build("mlp")
+    model.compile(optimizer="adam", loss="mse")
+    board = _MyBoard(log_dir=str(tmp_path / "mine"))
+    export = TFLiteExportCallback(tmp_path / "exports", x, (x, x[:, :1]), blocking=True)
+    model.fit(x, x[:, :1], epochs=1, callbacks=[board, export], verbose=0)
+    assert "epoch_loss" in _tags(tmp_path / "mine" / "validation_tflite")
+    assert f"TensorBoard summaries in {tmp_path / 'mine'}" in capsys.readouterr().out
+
+
+def test_exports_every_n_batches_each_get_their_own_step(tmp_path):
+    x = sample_inputs(build("mlp"), 128)["features"]
+    model = build("mlp")
+    model.compile(optimizer="adam", loss="mse")
+    board = keras.callbacks.TensorBoard(log_dir=str(tmp_path / "tb"))
+    export = TFLiteExportCallback(
+        tmp_path / "exports", x, (x, x[:, :1]), export_freq=2, blocking=True, verbose=0,
+        tensorboard=board,
+    )  # fmt: skip
+    model.fit(x, x[:, :1], epochs=1, batch_size=32, callbacks=[export], verbose=0)  # 4 batches
+    assert sorted(_scalars(tmp_path / "tb" / "validation_tflite", "epoch_loss")) == [2, 4]

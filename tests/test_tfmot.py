@@ -9,7 +9,9 @@ import tf_keras
 from sklearn.datasets import load_digits
 
 from keras_tflite import TFLiteExportCallback, convert, prepare_qat
-from keras_tflite._artifacts import read_manifest
+from keras_tflite.deploy.artifacts import read_manifest
+
+pytestmark = pytest.mark.slow  # real conversions and training
 
 L = tf_keras.layers
 

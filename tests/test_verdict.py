@@ -19,7 +19,9 @@ import pytest
 import tensorflow as tf
 
 from keras_tflite import TFLiteExportCallback
-from keras_tflite._artifacts import read_manifest
+from keras_tflite.deploy.artifacts import read_manifest
+
+pytestmark = pytest.mark.slow  # real conversions and training
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TESTS = Path(__file__).resolve().parent
@@ -234,7 +236,7 @@ def _workers(parent: int) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if f"\nPPid:\t{parent}\n" in status and b"keras_tflite._worker" in cmdline:
+        if f"\nPPid:\t{parent}\n" in status and b"keras_tflite.worker.main" in cmdline:
             found.append(int(entry.name))
     return found
 

@@ -8,6 +8,8 @@ from conftest import build, sample_inputs
 
 import keras_tflite
 
+pytestmark = pytest.mark.slow  # real conversions and training
+
 
 def test_converter_segfault_is_survived_and_next_strategy_converts(monkeypatch):
     monkeypatch.setenv("KERAS_TFLITE_INJECT_FAULT", "keras_frozen:segfault")
@@ -30,7 +32,7 @@ def test_converter_hang_is_killed_after_the_timeout(monkeypatch):
 
 
 def test_real_converter_crash_raises_conversion_error_and_leaves_the_model_untouched():
-    # Keras 3's own GRU loop segfaults the int8 calibrator (FIELD_NOTES): the real thing.
+    # Keras 3's own GRU loop segfaults the int8 calibrator (docs/known-limits.md): the real thing.
     model = build("gru")
     data = sample_inputs(model, 50)
     weights = [w.copy() for w in model.get_weights()]

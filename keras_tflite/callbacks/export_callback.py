@@ -1,0 +1,250 @@
+"""TFLiteExportCallback: export during model.fit, judge the int8 model, keep the best deployable."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from keras_tflite.callbacks import distributed, gates, options, pipeline, record
+from keras_tflite.callbacks.background import LatestWins
+from keras_tflite.callbacks.monitor import Monitor
+from keras_tflite.callbacks.schedule import Schedule
+from keras_tflite.callbacks.task_metrics import compile_config
+from keras_tflite.callbacks.tensorboard import keras_log_dir
+from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES
+from keras_tflite.data.validation import DEFAULT_VALIDATION_SAMPLES
+from keras_tflite.worker import supervisor
+
+
+class TFLiteExportCallback(keras.callbacks.Callback):
+    """Exports the model to TFLite while it trains, judges it, and keeps the best deployable one.
+
+    At each export the callback snapshots the weights (milliseconds) and returns; conversion and
+    judging run in a background worker process. Results join the epoch's `logs` as `tflite_*`
+    keys: what the microcontroller computes, measured in TFLite Micro (`tflite_val_loss` and the
+    compiled metrics, the error against float), with LiteRT's beside them as `tflite_litert_*`.
+    The best exportable model lands in `directory/best/` with a C array, firmware files and a
+    manifest. Keras 3 (any backend), tf_keras and tfmot (QAT, pruning) models are accepted.
+
+    Args:
+        directory: Where export folders, `best/` and `history.jsonl` are written.
+        representative_data: Calibration data, any form `keras_tflite.convert` takes. Optional
+            for a quantization-aware trained model, which converts with learned ranges.
+        validation_data: `(x, y)` data to judge each export on. Defaults to samples of
+            `representative_data`, which calibration also saw (with a warning).
+        quantization: Quantization mode. Defaults to "int8".
+        export_freq: "epoch"; a number of batches; or "improvement": after each epoch in which
+            `float_monitor` improved. Defaults to "epoch".
+        every_n_epochs: Export every this many epochs (and after the last). Defaults to 1.
+        monitor: The logs key that picks the best export. Defaults to "tflite_val_loss".
+        mode: "auto" (the direction the metric has: losses and errors down, accuracy-like
+            metrics up), "min" or "max". Defaults to "auto".
+        min_delta: Smallest change that counts as an improvement. Defaults to 0.
+        initial_value_threshold: A value the first best must beat. Defaults to None.
+        max_normalized_rmse: Largest `tflite_normalized_rmse_vs_float` (RMSE against float over
+            the float outputs' spread, in TFLite Micro) an exportable model may have; an error
+            within one output step always passes. Healthy models measured 0.012-0.069, models
+            calibrated on 5 samples 0.25-0.43. None disables it. Defaults to 0.15.
+        max_error: Largest `tflite_mae_vs_float` an exportable model may have. Defaults to None.
+        max_model_bytes: Flash budget: larger models are not exportable. Defaults to None.
+        max_arena_bytes: RAM budget for the TFLite Micro arena. Defaults to None.
+        save_best_only: Keep only the best export's files. Defaults to True.
+        keep_last: With `save_best_only=False`, export folders kept besides the best. Defaults
+            to None (all).
+        float_monitor: The key `export_freq="improvement"` watches. Defaults to "val_loss".
+        blocking: Export on the training thread: results join that epoch's logs. Defaults to
+            False.
+        c_symbol: Name of the C array. Defaults to "g_model".
+        num_calibration_samples: Calibration samples (not batches), or "auto". Defaults to 500.
+        num_validation_samples: Validation samples each export is judged on. Defaults to 256.
+        seed: Seed of the calibration and validation draws. Defaults to 0.
+        strategies: Conversion strategies to try, in order. Defaults to all.
+        timeout: Seconds one conversion strategy may run. Defaults to 600.
+        log_dir: Where TensorBoard summaries go. Defaults to `tensorboard`'s log_dir.
+        tensorboard: A Keras `TensorBoard` callback whose runs the int8 curves join. Defaults
+            to the one in the same fit, if any; else summaries go to `directory/logs`.
+        images: Draw prediction or confusion-matrix images (matplotlib). Defaults to True.
+        layer_errors: Measure each layer's int8 error (QuantizationDebugger) and show the worst
+            layers of each new best. Defaults to False.
+        verbose: 1 prints one line per export. Defaults to 1.
+
+    Example:
+    ```python
+    callback = keras_tflite.TFLiteExportCallback("exports", x_train, (x_val, y_val))
+    model.fit(x_train, y_train, epochs=10, callbacks=[callback])
+    # exports/best/: model.tflite, model_data.h/.cc, model_ops.h, model.ino, manifest.json
+    ```
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        representative_data: Any = None,
+        validation_data: Any = None,
+        *,
+        quantization: str = "int8",
+        export_freq: str | int = "epoch",
+        every_n_epochs: int = 1,
+        monitor: str = "tflite_val_loss",
+        mode: str = "auto",
+        min_delta: float = 0.0,
+        initial_value_threshold: float | None = None,
+        max_normalized_rmse: float | None = gates.DEFAULT_MAX_NORMALIZED_RMSE,
+        max_error: float | None = None,
+        max_model_bytes: int | None = None,
+        max_arena_bytes: int | None = None,
+        save_best_only: bool = True,
+        keep_last: int | None = None,
+        float_monitor: str = "val_loss",
+        blocking: bool = False,
+        c_symbol: str = "g_model",
+        num_calibration_samples: int | str = DEFAULT_NUM_SAMPLES,
+        num_validation_samples: int = DEFAULT_VALIDATION_SAMPLES,
+        seed: int = 0,
+        strategies: list[str] | None = None,
+        timeout: float = 600.0,
+        log_dir: str | os.PathLike | None = None,
+        tensorboard: keras.callbacks.Callback | None = None,
+        images: bool = True,
+        layer_errors: bool = False,
+        verbose: int = 1,
+    ):
+        super().__init__()
+        given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        for name, value in options.checked(given).items():
+            setattr(self, name, value)  # the arguments, checked, as public attributes
+        self.directory = Path(directory)
+        if distributed.chief_before_training():  # other workers never write to `directory`
+            options.check_writable(self.directory)
+        self._schedule = Schedule(export_freq, every_n_epochs, Monitor(float_monitor))
+        self._blocking_records: list[record.ExportRecord] = []
+        self._reporter = record.Reporter(self.directory / "best")
+        self._epoch = 0
+
+    # ---- Keras hooks --------------------------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        self._role = distributed.role(self.model)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tflite-prepare")
+        patience = self.timeout * 4 + 300  # the last export may run every strategy to its timeout
+        self._queue = LatestWins(lambda snapshot: self._pipeline.process(snapshot), patience)
+        weights = self.model.get_weights() if self._role.multi_worker else None  # on every worker
+        error = None
+        if self._role.writer:
+            try:
+                self._off_scope(self._prepare, weights, self._log_dir())
+            except Exception as raised:  # noqa: BLE001 - re-raised below, on every worker
+                error = raised
+        error = distributed.agree_prepared(self._role, error)  # every worker stops alike
+        if error is not None:
+            self._executor.shutdown(wait=False)
+            raise error
+        if self._role.writer:  # an interrupted fit never reaches on_train_end
+            atexit.register(self._finish_at_exit)
+
+    def _log_dir(self) -> str:
+        """Where summaries go; looked up on `fit`'s thread, whose frames hold the callbacks."""
+        found = keras_log_dir(self) if self.tensorboard is None else self.tensorboard.log_dir
+        log_dir = str(self.log_dir or found or self.directory / "logs")
+        if self.verbose:
+            print(f"TFLiteExportCallback: TensorBoard summaries in {log_dir}", flush=True)
+        return log_dir
+
+    def _prepare(self, weights, log_dir: str) -> None:
+        model = self.model if weights is None else distributed.local_copy(self.model, weights)
+        config = compile_config(self._model)  # the live model's (a local copy is not compiled)
+        self._schedule.float_monitor.resolve(config)
+        self._pipeline = pipeline.build(
+            self, model, log_dir, config, owns_model=weights is not None
+        )
+
+    def _off_scope(self, function, *args):
+        """Runs `function` outside `fit`'s strategy scope or JAX distribution (both per thread):
+        under them, a variable it created would be a collective only the chief joins."""
+        if self._role.strategy is None and not self._role.multi_worker:
+            return function(*args)
+        return self._executor.submit(function, *args).result()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._schedule.epoch_begin()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._schedule.batch_end(batch):
+            self._export(self._epoch, dict(logs or {}))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {} if logs is None else logs
+        steps = self.params.get("steps") or 0
+        if self._schedule.epoch_end(epoch, logs, self.params.get("epochs"), steps):
+            self._export(epoch, dict(logs))
+        if self._schedule.missing_key:
+            self._reporter.warn_missing(self._schedule.missing_key, logs)
+        self._report_into(logs, share=True)
+
+    # tf_keras' CallbackList asks these of every callback (Keras 3's does not).
+    _supports_tf_logs = False
+
+    def _implements_train_batch_hooks(self) -> bool:
+        return self._schedule.per_batch
+
+    def _implements_test_batch_hooks(self) -> bool:
+        return False
+
+    _implements_predict_batch_hooks = _implements_test_batch_hooks
+
+    def on_train_end(self, logs=None):
+        self._executor.shutdown(wait=True)
+        if not self._role.writer:
+            return
+        atexit.unregister(self._finish_at_exit)
+        if not self._queue.wait():
+            supervisor.kill_running()
+            warnings.warn(
+                f"TFLiteExportCallback stopped waiting for its last export after "
+                f"{self._queue.patience:g} s and stopped its worker.",
+                stacklevel=2,
+            )
+        self._report_into(logs if logs is not None else {})
+        self._pipeline.close()
+
+    def _finish_at_exit(self) -> None:
+        """At interpreter exit after an interrupted fit (Keras skips on_train_end then)."""
+        self._queue.finish_at_exit()
+        self._report_into({})
+        self._pipeline.close()
+
+    # ---- exporting and reporting --------------------------------------------------------------
+
+    def _export(self, epoch: int, logs: dict[str, Any]) -> None:
+        weights = self.model.get_weights()  # on every worker: reads may be collectives
+        if not self._role.writer:
+            return
+        # On JAX or torch, the float outputs to judge against; across processes the exporter
+        # computes them on its own copy (a prediction there is a collective).
+        reference = None if self._role.multi_worker else self._pipeline.reference(self.model)
+        snapshot = pipeline.Snapshot(epoch, self._schedule.step, logs, weights, reference)
+        if self.blocking:
+            self._blocking_records.append(self._off_scope(self._pipeline.process, snapshot))
+        else:
+            self._queue.submit(snapshot)  # a newer snapshot replaces one still waiting
+
+    def _report_into(self, logs: dict[str, Any], share: bool = False) -> None:
+        """Adds the newest finished export's `tflite_*` logs; with `share`, on every worker (all
+        of them call this at each epoch end under a multi-worker strategy)."""
+        finished: list[record.ExportRecord] = []
+        if self._role.writer:
+            finished, self._blocking_records = self._blocking_records, []
+            finished += self._queue.take_finished()
+            if finished and self._pipeline.missing_monitor:
+                self._reporter.warn_missing(self.monitor, {**logs, **finished[-1].metrics})
+        for entry in finished if self.verbose else []:
+            self._reporter.say(entry)
+        newest = finished[-1].metrics if finished else {}
+        logs.update(distributed.share(self._role, newest) if share else newest)

@@ -1,0 +1,236 @@
+"""One export, from a weights snapshot to a record: convert and judge in the worker, score,
+gate, keep, and summarize for TensorBoard. Runs off the training thread."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import numpy as np
+
+from keras_tflite.callbacks import gates, record
+from keras_tflite.callbacks.monitor import Monitor
+from keras_tflite.callbacks.record import ExportRecord
+from keras_tflite.callbacks.store import Store
+from keras_tflite.callbacks.task_metrics import task_metrics
+from keras_tflite.callbacks.tensorboard import ExportSummaries, export_images, manifest_markdown
+from keras_tflite.exporter import Exporter, Judged
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """What the training thread hands over at an export: milliseconds of its time."""
+
+    epoch: int  # 0-based, as Keras counts
+    step: int  # batches trained so far
+    logs: dict[str, Any]  # the float model's logs at that point
+    weights: list[np.ndarray]
+    reference: list[np.ndarray] | None  # the float outputs, for models not on TensorFlow
+    skipped_epochs: list[int] = dataclasses.field(default_factory=list)
+
+
+class ExportPipeline:
+    """Everything an export needs, prepared at train begin; `process` turns a snapshot into a
+    record, writing the kept files and the summaries on the way."""
+
+    def __init__(
+        self,
+        exporter: Exporter,
+        *,
+        monitor: Monitor,
+        limits: gates.Gates,
+        store: Store,
+        summaries: ExportSummaries,
+        compile_config: dict[str, Any] | None,
+        c_symbol: str,
+        draw: bool,
+        batch_steps: bool,
+    ):
+        self.exporter, self.monitor, self.limits, self.store = exporter, monitor, limits, store
+        self.summaries, self.compile_config = summaries, compile_config
+        self.c_symbol, self.draw, self.batch_steps = c_symbol, draw, batch_steps
+        self.missing_monitor = False  # the monitored key never appeared in an export's logs
+
+    def process(self, snapshot: Snapshot) -> ExportRecord:
+        """The export's record; any failure (a full disk, say) is recorded, never raised."""
+        try:
+            return self._process(snapshot)
+        except Exception as error:  # noqa: BLE001 - an export failure never stops training
+            failed = ExportRecord(
+                epoch=snapshot.epoch + 1,
+                step=snapshot.step,
+                exportable=False,
+                reason=f"{type(error).__name__}: {error}",
+                monitor=self.monitor.key,
+                skipped_epochs=snapshot.skipped_epochs,
+            )
+            try:
+                self.store.append(failed)
+            except OSError:
+                pass
+            return failed
+
+    def _process(self, snapshot: Snapshot) -> ExportRecord:
+        judged = self.exporter.export(snapshot.weights, snapshot.reference)
+        logs = self.tflite_logs(judged)
+        reason = gates.refusal(judged, logs, self.limits, self.exporter.calibration.shortfall)
+        value = {**snapshot.logs, **logs}.get(self.monitor.key)
+        if value is None and reason is None:
+            self.missing_monitor = True
+        notes = gates.notes(judged, logs)
+        entry = ExportRecord(
+            epoch=snapshot.epoch + 1,
+            step=snapshot.step,
+            exportable=reason is None,
+            reason=reason,
+            monitor=self.monitor.key,
+            value=None if value is None else float(value),
+            new_best=reason is None and value is not None and self.monitor.update(float(value)),
+            metrics=logs,
+            seconds=judged.seconds,
+            float_value=record.float_counterpart(self.monitor.key, snapshot.logs),
+            closer_to_float=gates.closer_to_float(logs) if "tflite_mae_vs_float" in logs else None,
+            warnings=list(notes.values()),
+            skipped_epochs=snapshot.skipped_epochs,
+            notes=notes,
+        )
+        if judged.result is not None and (entry.new_best or not self.store.save_best_only):
+            entry.path = str(self._keep(judged, entry))
+        if judged.result is not None:
+            self._summarize(snapshot, judged, entry)
+        self.store.append(entry)
+        return entry
+
+    def reference(self, model: Any) -> list[np.ndarray] | None:
+        """The float outputs to judge against, for a model trained on JAX or torch (computed on
+        the training thread); None on TensorFlow, or when it fails (with a warning)."""
+        try:
+            return self.exporter.float_reference(model)
+        except Exception as error:  # noqa: BLE001 - judged against the TensorFlow rebuild instead
+            warnings.warn(
+                f"TFLiteExportCallback could not compute the float reference on this backend "
+                f"({type(error).__name__}: {error}); judging against the TensorFlow rebuild.",
+                stacklevel=3,
+            )
+            return None
+
+    def tflite_logs(self, judged: Judged) -> dict[str, float]:
+        """`tflite_*`: TFLite Micro's (the device's) numbers; `tflite_litert_*`: LiteRT's."""
+        if judged.result is None:
+            return {}
+        logs = {f"tflite_{k}": v for k, v in judged.metrics.items()}
+        targets = self.exporter.validation.targets
+        runs = {"tflite_val_": judged.micro_outputs, "tflite_litert_val_": judged.litert_outputs}
+        for prefix, outputs in runs.items():
+            if outputs:
+                for name, value in task_metrics(self.compile_config, targets, outputs).items():
+                    logs[f"{prefix}{name}"] = value
+        return logs
+
+    def manifest(self, judged: Judged, entry: ExportRecord) -> dict[str, Any]:
+        return record.manifest(
+            judged, entry, trained_on=self.exporter.trained_on, c_symbol=self.c_symbol
+        )
+
+    def _keep(self, judged: Judged, entry: ExportRecord):
+        files = record.deployment_files(judged, self.c_symbol)
+        manifest = self.manifest(judged, entry)
+        return self.store.keep(entry, judged.result.tflite, manifest, files, self.c_symbol)
+
+    def _summarize(self, snapshot: Snapshot, judged: Judged, entry: ExportRecord) -> None:
+        try:
+            best = manifest_markdown(self.manifest(judged, entry)) if entry.new_best else None
+            targets = self.exporter.validation.targets
+            convert = next(a.seconds for a in judged.result.attempts if a.status == "converted")
+            self.summaries.write(
+                # Exports every N batches each get their own step: the batch count.
+                snapshot.step if self.batch_steps else snapshot.epoch,
+                entry.metrics,
+                judged.micro_outputs or judged.litert_outputs,
+                judged.float_outputs,
+                judged.seconds,
+                judged.result.num_calibration_samples,
+                best,
+                export_images(judged, targets) if self.draw else None,
+                convert_seconds=convert,
+                layer_errors=judged.layer_errors if entry.new_best else None,
+            )
+        except Exception as error:  # noqa: BLE001 - a chart is never worth an export
+            warnings.warn(
+                f"TFLiteExportCallback could not write TensorBoard summaries: {error}", stacklevel=2
+            )
+
+    def close(self) -> None:
+        self.exporter.close()
+        self.summaries.close()
+
+
+def build(
+    callback: Any, model: Any, log_dir: str, config: dict | None, *, owns_model: bool
+) -> ExportPipeline:
+    """The pipeline for `callback`'s options (its public attributes), `model` and its compile
+    config (the monitored metrics and the int8 model's task metrics come from it).
+
+    Raises:
+        ValueError: for data that does not match the model, a Lambda the worker cannot rebuild,
+            or a monitor whose direction cannot be told.
+    """
+    from keras_tflite.callbacks import plots
+
+    exporter = Exporter(
+        model,
+        callback.representative_data,
+        callback.validation_data,
+        quantization=callback.quantization,
+        batch_size=1,
+        num_calibration_samples=callback.num_calibration_samples,
+        seed=callback.seed,
+        strategies=callback.strategies,
+        timeout=callback.timeout,
+        # Background exports run at low CPU priority: training keeps the cores it needs.
+        niceness=0 if callback.blocking else 10,
+        num_validation_samples=callback.num_validation_samples,
+        layer_errors=callback.layer_errors,
+        owns_model=owns_model,
+    )
+    if callback.validation_data is None:
+        warnings.warn(
+            "TFLiteExportCallback got no validation_data: judging exports on "
+            f"{exporter.validation.num_samples} samples drawn from representative_data, which "
+            "the calibration also saw.",
+            stacklevel=3,
+        )
+    monitor = Monitor(
+        callback.monitor, callback.mode, callback.min_delta, callback.initial_value_threshold
+    )
+    monitor.resolve(config)
+    store = Store(
+        callback.directory, save_best_only=callback.save_best_only, keep_last=callback.keep_last
+    )
+    previous = store.best_manifest()
+    if previous is not None and previous.get("monitor") == callback.monitor:
+        monitor.best = previous["value"]  # a resumed run only replaces a better best
+    draw = callback.images and plots.available()
+    if callback.images and not draw:
+        warnings.warn(
+            "matplotlib is not installed, so TensorBoard images are skipped: "
+            'pip install "keras-tflite[plots]" (or images=False to silence this).',
+            stacklevel=3,
+        )
+    return ExportPipeline(
+        exporter,
+        monitor=monitor,
+        limits=gates.Gates(
+            callback.max_normalized_rmse,
+            callback.max_error,
+            callback.max_model_bytes,
+            callback.max_arena_bytes,
+        ),
+        store=store,
+        summaries=ExportSummaries(log_dir),
+        compile_config=config,
+        c_symbol=callback.c_symbol,
+        draw=draw,
+        batch_steps=isinstance(callback.export_freq, int),
+    )

@@ -1,0 +1,176 @@
+"""What an export leaves behind for people: its record (a line of history.jsonl), its manifest,
+its deployment files, and one printed line."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import warnings
+from pathlib import Path
+from typing import Any
+
+from keras_tflite.deploy import firmware
+
+
+@dataclasses.dataclass
+class ExportRecord:
+    """One export, judged: what `history.jsonl` holds and the verbose line says.
+
+    `metrics` are the export's `tflite_*` logs: TFLite Micro's unprefixed, LiteRT's as
+    `tflite_litert_*` (empty when the export failed before judging).
+    """
+
+    epoch: int
+    step: int
+    exportable: bool
+    reason: str | None
+    monitor: str
+    value: float | None = None
+    new_best: bool = False
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    seconds: float | None = None
+    float_value: float | None = None
+    closer_to_float: str | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    skipped_epochs: list[int] = dataclasses.field(default_factory=list)
+    path: str | None = None
+    time: str = dataclasses.field(default_factory=lambda: now())
+    # Notes by kind, so each kind is printed once; not written to history.jsonl.
+    notes: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        del data["notes"]
+        return data
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def float_counterpart(monitor: str, logs: dict[str, Any]) -> float | None:
+    """The float model's value of an int8 monitor: 'tflite_val_loss' -> logs['val_loss']."""
+    if not monitor.startswith("tflite_val_"):
+        return None
+    value = logs.get(monitor.removeprefix("tflite_"))
+    return None if value is None else float(value)
+
+
+def deployment_files(judged: Any, c_symbol: str) -> dict[str, str]:
+    """model_ops.h and model.ino, when TFLite Micro ran the model (so its arena is known)."""
+    arena = judged.metrics.get("arena_bytes")
+    if arena is None:
+        return {}
+    result = judged.result
+    return {
+        "model_ops.h": firmware.model_header(result.ops, result.inputs, result.outputs, int(arena)),
+        "model.ino": firmware.arduino_sketch(result.inputs, result.outputs, c_symbol),
+    }
+
+
+def manifest(judged: Any, record: ExportRecord, *, trained_on: str, c_symbol: str) -> dict:
+    """What a kept export is: where it came from, how it was made and how good it is."""
+    from importlib.metadata import version
+
+    result = judged.result
+    return {
+        "epoch": record.epoch,
+        "step": record.step,
+        "time": record.time,
+        "monitor": record.monitor,
+        "value": record.value,
+        "metrics": record.metrics,
+        **result.describe(),
+        "pruning": _pruning(result),
+        "trained_on": trained_on,
+        "c_symbol": c_symbol,
+        "layer_errors": judged.layer_errors,
+        "closer_to_float": record.closer_to_float,
+        "warnings": record.warnings,
+        "versions": {
+            p: version(p)
+            for p in ("keras-tflite", "tensorflow", "keras", "ai-edge-litert", "tflite-micro")
+        },
+    }
+
+
+def _pruning(result: Any) -> dict[str, Any] | None:
+    """A pruned model's sparsity per layer and what it saves once compressed (flash images,
+    over-the-air updates): int8 flatbuffers store zeros densely."""
+    if not result.sparsity:
+        return None
+    import gzip
+
+    return {
+        "sparsity": result.sparsity,
+        "model_bytes": result.size,
+        "gzip_bytes": len(gzip.compress(result.tflite, mtime=0)),
+    }
+
+
+def line(record: ExportRecord, best: str) -> str:
+    """The verbose line: size, arena, the monitored value against float's, the verdict."""
+    logs = record.metrics
+    head = f"Epoch {record.epoch}: "
+    if record.skipped_epochs:
+        plural = "s" if len(record.skipped_epochs) > 1 else ""
+        head += f"(epoch{plural} {_spans(record.skipped_epochs)} not exported) "
+    if not record.exportable and not logs:
+        return head + f"export failed: {record.reason}"
+    parts = [f"int8 {logs.get('tflite_model_bytes', 0) / 1024:.1f} KB"]
+    if "tflite_arena_bytes" in logs:
+        parts.append(f"arena {logs['tflite_arena_bytes'] / 1024:.1f} KB")
+    if record.value is not None:
+        counterpart = "" if record.float_value is None else f" (float {record.float_value:.4g})"
+        parts.append(f"{record.monitor} {record.value:.4g}{counterpart}")
+    if "tflite_mae_vs_float" in logs:
+        parts.append(f"MAE vs float {logs['tflite_mae_vs_float']:.3g} in TFLite Micro")
+    if record.new_best:
+        tail = f"new best, saved to {best}"
+    elif not record.exportable:
+        tail = f"not exportable: {record.reason}"
+    else:
+        tail = "not better"
+    return head + ", ".join(parts) + " - " + tail
+
+
+def _spans(epochs: list[int]) -> str:
+    """[2, 3, 4, 7] -> '2-4, 7'."""
+    spans: list[list[int]] = []
+    for epoch in epochs:
+        if spans and epoch == spans[-1][1] + 1:
+            spans[-1][1] = epoch
+        else:
+            spans.append([epoch, epoch])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+class Reporter:
+    """Prints each export's line, each kind of note once, and warns once of a missing key."""
+
+    def __init__(self, best: Path):
+        self.best = best
+        self._said: set[str] = set()
+
+    def say(self, entry: ExportRecord) -> None:
+        print(line(entry, str(self.best)), flush=True)
+        notes = dict(entry.notes)
+        if entry.skipped_epochs:
+            notes["skipped"] = (
+                "epochs finished while an export was still running are not exported (latest "
+                "wins); every_n_epochs=N spaces exports out, blocking=True exports every one."
+            )
+        for kind, text in notes.items():
+            if kind not in self._said:
+                self._said.add(kind)
+                print(f"  note: {text}", flush=True)
+
+    def warn_missing(self, key: str, logs: dict[str, Any]) -> None:
+        if f"missing {key}" in self._said:
+            return
+        self._said.add(f"missing {key}")
+        warnings.warn(
+            f"TFLiteExportCallback is watching '{key}', which is not in the logs. "
+            f"Available keys: {sorted(logs)}.",
+            stacklevel=4,
+        )

@@ -1,0 +1,145 @@
+"""`keras-tflite convert`: the callback's pipeline for a model saved on disk."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_tflite.cli.inputs import describe_source, load_arrays, source_of
+from keras_tflite.cli.inspect import micro_check
+from keras_tflite.cli.outcome import ExitCode, UsageError
+from keras_tflite.cli.progress import bar, say
+from keras_tflite.conversion import describe_result, run_job
+from keras_tflite.data import calibration
+from keras_tflite.deploy import artifacts, firmware
+from keras_tflite.exporter import read_judged
+from keras_tflite.quantization import CALIBRATED_MODES
+from keras_tflite.specs import TensorInfo
+from keras_tflite.worker import protocol, strategies, supervisor
+
+
+def convert_command(args: Any) -> tuple[dict[str, Any], int]:
+    """Runs `keras-tflite convert`; returns (report, exit code)."""
+    out = Path(args.output)
+    if out.exists():
+        raise UsageError(f"Expected -o to name a new folder. Received: {str(out)!r}, which exists.")
+    source = source_of(args.source, args)
+    work = Path(tempfile.mkdtemp(prefix="keras_tflite_cli_"))
+    try:
+        described = describe_source(source, work, args.timeout)
+        inputs = [TensorInfo.from_json(i) for i in described["inputs"]]
+        framework = described["framework"]
+        samples = _calibration_for(args, inputs)
+        validation = (
+            load_arrays(args.validation, inputs, "--validation") if args.validation else None
+        )
+        job_dir = work / "convert"
+        job_dir.mkdir()
+        protocol.Job(
+            framework=framework,
+            inputs=[i.to_json() for i in inputs],
+            quantization=args.quantization,
+            source=source,
+        ).write(job_dir)
+        protocol.write_arrays(job_dir / protocol.CALIBRATION_FILE, samples.arrays)
+        if validation is not None:
+            try:
+                checked = calibration.collect(
+                    validation, inputs, num_samples=args.num_validation_samples,
+                    argument="--validation", calibrates=False,
+                )  # fmt: skip
+            except ValueError as error:
+                raise UsageError(str(error)) from None
+            protocol.write_arrays(job_dir / protocol.VALIDATION_FILE, checked.arrays)
+        began = time.perf_counter()
+        say(
+            f"converting {source['kind']} ({framework}) with {samples.num_samples} "
+            "calibration samples in the worker...",
+            args,
+        )
+        names = [n for n, s in strategies.STRATEGIES.items() if s.framework in (framework, "any")]
+        try:
+            tflite, attempts = run_job(job_dir, names, framework, args.timeout, bar(args))
+        except Exception as error:  # noqa: BLE001 - reported with exit code 1
+            return {"source": source, "converted": False, "error": str(error)}, ExitCode.FAILED
+        calibrated = args.quantization in CALIBRATED_MODES
+        result = describe_result(
+            tflite,
+            attempts,
+            quantization=args.quantization,
+            num_calibration_samples=samples.num_samples if calibrated else 0,
+            seed=args.seed,
+            batch_size=1,
+            facts=supervisor.facts(job_dir),
+        )
+        judged = read_judged(job_dir, result, began) if validation is not None else None
+        report = _report(source, result, judged)
+        if judged is not None and judged.error:
+            report["judge_error"] = judged.error
+        arena = report.get("tflite_micro", {}).get("arena_bytes")
+        if "tflite_micro" not in report:
+            report["tflite_micro"] = micro_check(tflite)
+            arena = report["tflite_micro"].get("arena_bytes")
+        manifest = {**report, "versions": _versions()}
+        extra = (
+            {
+                "model_ops.h": firmware.model_header(
+                    result.ops, result.inputs, result.outputs, arena
+                ),
+                "model.ino": firmware.arduino_sketch(result.inputs, result.outputs, args.c_symbol),
+            }
+            if arena
+            else {}
+        )
+        artifacts.write_model_set(out, tflite, manifest, c_symbol=args.c_symbol, extra_files=extra)
+        report["directory"] = str(out)
+        return report, ExitCode.OK if report["tflite_micro"]["runs"] else ExitCode.NOT_ON_MICRO
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _calibration_for(args: Any, inputs: list[TensorInfo]):
+    if args.calibration is None:
+        if args.quantization in CALIBRATED_MODES:
+            raise UsageError(
+                f"Expected --calibration FILE for --quantization {args.quantization} (int8 "
+                "calibration needs samples of the inputs). Received: none."
+            )
+        arrays = {i.name: np.zeros((1, *i.shape), i.dtype) for i in inputs}
+        return calibration.collect(arrays, inputs, num_samples=1)
+    arrays = load_arrays(args.calibration, inputs, "--calibration")
+    try:
+        return calibration.collect(
+            arrays, inputs, num_samples=args.num_calibration_samples, seed=args.seed,
+            argument="--calibration",
+        )  # fmt: skip
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _report(source: dict[str, Any], result: Any, judged: Any) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "source": {k: source[k] for k in ("kind", "path")},
+        "converted": True,
+        **result.describe(),
+    }
+    if judged is not None and judged.error is None:
+        report["metrics"] = judged.metrics
+        runs = judged.micro_error is None
+        report["tflite_micro"] = {"runs": runs}
+        if runs:
+            report["tflite_micro"]["arena_bytes"] = int(judged.metrics["arena_bytes"])
+        else:
+            report["tflite_micro"]["error"] = judged.micro_error
+    return report
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {p: version(p) for p in ("keras-tflite", "tensorflow", "ai-edge-litert", "tflite-micro")}

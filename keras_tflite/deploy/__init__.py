@@ -1,0 +1,1 @@
+"""What goes to a device: atomic artifact sets, the C array, and firmware files."""

@@ -1,0 +1,70 @@
+"""Running a .tflite model in TFLite Micro (its reference kernels), and measuring its arena."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+
+import numpy as np
+
+from keras_tflite.runtime.runner import QuantizedRunner
+
+_ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+
+
+class MicroModel(QuantizedRunner):
+    """A .tflite model in the TFLite Micro interpreter, run on float data like `TFLiteModel`.
+
+    TFLite Micro runs the reference kernels a microcontroller runs; its results can differ from
+    LiteRT's on the same int8 model. The interpreter is reset before every batch.
+
+    Args:
+        model: The flatbuffer bytes or a path to a `.tflite` file.
+        arena_size: Tensor arena bytes to offer. Defaults to max(16 x model size, 1 MiB).
+
+    Raises:
+        RuntimeError: when TFLite Micro cannot load or allocate the model (an unsupported op).
+    """
+
+    def __init__(self, model, *, arena_size: int | None = None):
+        super().__init__(model)
+        from tflite_micro.python.tflite_micro import runtime
+
+        self.arena_size = arena_size or max(16 * len(self.tflite), 1 << 20)
+        self.interpreter = runtime.Interpreter.from_bytes(self.tflite, arena_size=self.arena_size)
+
+    def _invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        # TFLite Micro's input(i) and output(i) are the flatbuffer's, as `io_details` lists them.
+        self.interpreter.reset()
+        for position, value in enumerate(inputs):
+            self.interpreter.set_input(value, position)
+        self.interpreter.invoke()
+        return [self.interpreter.get_output(p) for p in range(len(self.outputs))]
+
+    @property
+    def arena_bytes(self) -> int:
+        """Arena bytes the model used, as TFLite Micro's recording allocator reports them.
+
+        Measured on this host (64-bit pointers); a 32-bit microcontroller needs slightly less.
+        Call after at least one `predict`, so that every kernel has allocated its scratch memory.
+        """
+        report = _captured_stderr(self.interpreter.print_allocations)
+        match = _ARENA_TOTAL.search(report)
+        if not match:
+            raise RuntimeError(f"TFLite Micro did not report its arena use: {report[-300:]!r}")
+        return int(match.group(1))
+
+
+def _captured_stderr(function) -> str:
+    """Runs `function` and returns what C++ code wrote to file descriptor 2 meanwhile."""
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            function()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        return sink.read().decode(errors="replace")

@@ -1,0 +1,225 @@
+"""The worker loads a user's saved model: a Keras file (by the Keras that wrote it), or a
+SavedModel, TF1 checkpoint or frozen `.pb` as a frozen graph with named inputs and outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_tflite import formats
+from keras_tflite.specs import TensorInfo
+
+# Ops that never carry a model's output: training, saving, initialization, variables, summaries.
+_NOT_OUTPUT_OPS = {
+    "NoOp", "Assign", "AssignAdd", "AssignSub", "AssignVariableOp", "SaveV2", "RestoreV2",
+    "MergeV2Checkpoints", "VarIsInitializedOp", "IsVariableInitialized", "VariableV2",
+    "VarHandleOp", "ReadVariableOp", "Const", "Placeholder", "PlaceholderWithDefault",
+    "ScalarSummary", "HistogramSummary", "MergeSummary", "Shape", "ShardedFilename",
+    "StringJoin",
+}  # fmt: skip
+_NOT_OUTPUT_SCOPES = ("gradients/", "save/", "init", "report_uninitialized")
+
+
+def load(source: dict[str, Any]) -> Any:
+    """A Keras model (keras, h5) or a `GraphModel` (the TensorFlow graph formats)."""
+    path, kind = Path(source["path"]), source["kind"]
+    if kind in ("keras", "h5") and formats.saved_by_keras_version(path, kind).startswith("2."):
+        import tf_keras
+
+        if kind == "keras":
+            return tf_keras.models.load_model(path, compile=False, safe_mode=not source["trust"])
+        return tf_keras.models.load_model(path, compile=False)  # Lambdas were refused before
+    if kind in ("keras", "h5"):
+        import keras
+
+        return keras.saving.load_model(path, compile=False, safe_mode=not source["trust"])
+    if kind == "saved_model":
+        return _saved_model(path, source)
+    graph_def = _checkpoint_graph(path, source) if kind == "checkpoint" else _read_graph(path)
+    return GraphModel.from_graph_def(graph_def, source)
+
+
+class GraphModel:
+    """A frozen TF graph with named inputs and outputs: predicts in a session, converts with the
+    TF1 converter (the canonical path for frozen graphs)."""
+
+    framework = "graph"
+    positional_calibration = True  # the TF1 converter takes lists in input order
+
+    def __init__(self, graph_def: Any, inputs: list[TensorInfo], outputs: list[str]):
+        self.graph_def, self.infos, self.output_names = graph_def, inputs, outputs
+
+    @classmethod
+    def from_graph_def(cls, graph_def: Any, source: dict[str, Any]) -> GraphModel:
+        import tensorflow as tf
+
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.compat.v1.import_graph_def(graph_def, name="")
+        outputs = source.get("outputs") or _only_candidate(graph)
+        missing = [o for o in outputs if o not in {op.name for op in graph.get_operations()}]
+        if missing:
+            raise ValueError(
+                f"Expected --outputs to name nodes of the graph. Received unknown: {missing}. "
+                f"Candidates: {output_candidates(graph)}."
+            )
+        placeholders = _needed_placeholders(graph_def, outputs)
+        inputs = [
+            _input_info(graph, name, source.get("input_shapes") or {}) for name in placeholders
+        ]
+        return cls(graph_def, inputs, outputs)
+
+    def describe(self) -> dict[str, Any]:
+        return {"inputs": [i.to_json() for i in self.infos], "outputs": self.output_names}
+
+    def predict(self, x: Any, verbose: int = 0) -> list[np.ndarray]:
+        import tensorflow as tf
+
+        arrays = x if isinstance(x, list) else [x]
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.compat.v1.import_graph_def(self.graph_def, name="")
+        fetches = [f"{o}:0" for o in self.output_names]
+        results: list[list[np.ndarray]] = [[] for _ in fetches]
+        with tf.compat.v1.Session(graph=graph) as session:
+            for row in range(len(arrays[0])):  # one sample at a time: shapes may be fixed at 1
+                feed = {f"{i.name}:0": a[row : row + 1] for i, a in zip(self.infos, arrays)}
+                for out, value in zip(results, session.run(fetches, feed)):
+                    out.append(value)
+        return [np.concatenate(r) for r in results]
+
+    def converter(self, batch_size: int, job_dir: Path) -> Any:
+        import tensorflow as tf
+
+        path = job_dir / "frozen_graph.pb"
+        path.write_bytes(self.graph_def.SerializeToString())
+        shapes = {i.name: [batch_size, *i.shape] for i in self.infos}
+        return tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
+            str(path), [i.name for i in self.infos], self.output_names, shapes
+        )
+
+
+def output_candidates(graph: Any) -> list[str]:
+    """Nodes that look like outputs: not consumed (except by training ops), not a training,
+    saver, initializer or variable op, not a scalar (losses and metrics are); and explicitly
+    named top-level Identity nodes (the TF1 idiom `tf.identity(y, name="prediction")`)."""
+    ops = graph.get_operations()
+    training = {op.name for op in ops if _is_training(op)}
+    consumed = {inp.op.name for op in ops if op.name not in training for inp in op.inputs} | {
+        c.name for op in ops if op.name not in training for c in op.control_inputs
+    }
+    candidates = []
+    for op in ops:
+        if op.name in training or op.type in _NOT_OUTPUT_OPS or not op.outputs:
+            continue
+        named = op.type == "Identity" and "/" not in op.name
+        if (op.name not in consumed or named) and op.outputs[0].shape.rank != 0:
+            candidates.append(op.name)
+    return candidates
+
+
+def _is_training(op: Any) -> bool:
+    return (
+        op.name.startswith(_NOT_OUTPUT_SCOPES)
+        or op.type.startswith(("Apply", "ResourceApply"))
+        or op.type in ("NoOp", "SaveV2", "RestoreV2")
+    )
+
+
+def _only_candidate(graph: Any) -> list[str]:
+    candidates = output_candidates(graph)
+    if len(candidates) == 1:
+        return candidates
+    raise ValueError(
+        "Expected one output node, or --outputs naming them. Received a graph with "
+        f"{len(candidates)} candidate outputs (nodes nothing but training ops consumes): "
+        f"{candidates or 'none'}. Pass --outputs NAME[,NAME...]."
+    )
+
+
+def _needed_placeholders(graph_def: Any, outputs: list[str]) -> list[str]:
+    """The placeholders the outputs depend on, in graph order."""
+    nodes = {n.name: n for n in graph_def.node}
+    needed, stack = set(), list(outputs)
+    while stack:
+        name = stack.pop()
+        if name in needed or name not in nodes:
+            continue
+        needed.add(name)
+        stack.extend(i.split(":")[0].lstrip("^") for i in nodes[name].input)
+    return [n.name for n in graph_def.node if n.op == "Placeholder" and n.name in needed]
+
+
+def _input_info(graph: Any, name: str, overrides: dict[str, list[int]]) -> TensorInfo:
+    tensor = graph.get_tensor_by_name(f"{name}:0")
+    if name in overrides:
+        return TensorInfo(name, tuple(overrides[name][1:]), tensor.dtype.name)
+    dims = tensor.shape.as_list() if tensor.shape.rank is not None else None
+    if dims is None or None in dims[1:]:
+        raise ValueError(
+            f"Expected a known shape for input {name!r} beyond the batch dimension. Received: "
+            f"{dims}. Pass --input-shape {name}:1,...(every dimension)."
+        )
+    return TensorInfo(name, tuple(dims[1:]), tensor.dtype.name)
+
+
+def _read_graph(path: Path) -> Any:
+    import tensorflow as tf
+
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(path.read_bytes())
+    return graph_def
+
+
+def _checkpoint_graph(path: Path, source: dict[str, Any]) -> Any:
+    """The checkpoint's meta graph with its variables restored and frozen into constants."""
+    import tensorflow as tf
+
+    tf1 = tf.compat.v1
+    prefix = tf.train.latest_checkpoint(str(path)) if path.is_dir() else str(path)
+    prefix = prefix.removesuffix(".meta") if prefix else prefix
+    if not prefix or not Path(f"{prefix}.meta").exists():
+        raise ValueError(f"Expected a checkpoint with a .meta graph. Received: {str(path)!r}.")
+    graph = tf.Graph()
+    with graph.as_default(), tf1.Session(graph=graph) as session:
+        saver = tf1.train.import_meta_graph(f"{prefix}.meta", clear_devices=True)
+        saver.restore(session, prefix)
+        graph_def = graph.as_graph_def()
+        outputs = source.get("outputs") or output_candidates(graph)
+        if not outputs:
+            _only_candidate(graph)  # raises, naming what it found
+        return tf1.graph_util.convert_variables_to_constants(session, graph_def, outputs)
+
+
+def _saved_model(path: Path, source: dict[str, Any]) -> Any:
+    """A SavedModel's serving signature, frozen to a graph at a fixed batch."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    loaded = tf.saved_model.load(str(path))
+    signatures = dict(loaded.signatures)
+    if not signatures:
+        raise ValueError(
+            f"Expected a SavedModel with a serving signature. Received: {str(path)!r}."
+        )
+    key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+    function = signatures[key]
+    overrides = source.get("input_shapes") or {}
+    specs = {}
+    for name, spec in function.structured_input_signature[1].items():
+        dims = overrides.get(name) or [1, *spec.shape.as_list()[1:]]
+        if None in dims:
+            raise ValueError(
+                f"Expected a known shape for input {name!r} beyond the batch dimension. Received: "
+                f"{spec.shape.as_list()}. Pass --input-shape {name}:1,...(every dimension)."
+            )
+        specs[name] = tf.TensorSpec(dims, spec.dtype, name=name)
+    fixed = tf.function(lambda **kw: function(**kw)).get_concrete_function(**specs)
+    frozen = convert_variables_to_constants_v2(fixed)
+    outputs = [t.op.name for t in frozen.outputs]
+    source = {**source, "outputs": source.get("outputs") or outputs}
+    return GraphModel.from_graph_def(frozen.graph.as_graph_def(), source)
