@@ -168,12 +168,20 @@ def convert(
     return result_of(tflite, attempts, model, calibration, quantization, seed, batch_size, facts)
 
 
-def run_job(job_dir: Path, names: list[str], framework: str, timeout: float, on_events=None):
-    """Runs the strategies on a written job; returns (flatbuffer, attempts)."""
+def run_job(
+    job_dir: Path,
+    names: list[str],
+    framework: str,
+    timeout: float,
+    on_events=None,
+    worker: supervisor.Worker | None = None,
+):
+    """Runs the strategies on a written job, in `worker` (else a worker of its own); returns
+    (flatbuffer, attempts)."""
     skipped, runnable = _skip_by_framework(names, framework)
-    ran = (
-        supervisor.run(job_dir, runnable, timeout=timeout, on_events=on_events) if runnable else []
-    )
+    ran = []
+    if runnable:
+        ran = supervisor.run(job_dir, runnable, timeout=timeout, on_events=on_events, worker=worker)
     attempts = sorted(skipped + ran, key=lambda a: names.index(a.strategy))
     if not any(a.status == "converted" for a in attempts):
         raise ConversionError(_failure_message(attempts), attempts)

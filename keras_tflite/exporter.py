@@ -100,6 +100,8 @@ class Exporter:
         self._work = Path(tempfile.mkdtemp(prefix="keras_tflite_export_"))
         self._model = model
         self.model_file = jobs.save_model(model, self._work)
+        # One worker for the whole fit: TensorFlow imported and the model rebuilt once.
+        self.worker = supervisor.Worker(niceness=niceness)
 
     def float_reference(self, model: Any) -> list[np.ndarray] | None:
         """The float outputs on the validation inputs, when only this process can compute them.
@@ -138,7 +140,9 @@ class Exporter:
                 niceness=self.niceness,
                 layer_errors=self.layer_errors,
             )
-            tflite, attempts = run_job(job_dir, self.strategies, self.framework, self.timeout)
+            tflite, attempts = run_job(
+                job_dir, self.strategies, self.framework, self.timeout, worker=self.worker
+            )
             result = result_of(
                 tflite,
                 attempts,
@@ -156,6 +160,7 @@ class Exporter:
             shutil.rmtree(job_dir, ignore_errors=True)
 
     def close(self) -> None:
+        self.worker.close()
         shutil.rmtree(self._work, ignore_errors=True)
 
 

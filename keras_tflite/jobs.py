@@ -37,6 +37,7 @@ def write(
     result; `reference` holds the float outputs on it when the model trains on another backend
     than TensorFlow (the worker rebuilds it on TensorFlow, so it cannot compute them itself).
     """
+    model_key = None if model_file is None else str(model_file)  # the worker keeps it loaded
     if model_file is None:
         model_file = save_model(model, job_dir)
     else:
@@ -55,6 +56,7 @@ def write(
         quantization=quantization,
         batch_size=batch_size,
         model_file=model_file.name,
+        model_key=model_key,
         imports=sorted(_custom_modules(model)),
         sys_path=[p for p in sys.path if p],
         optimizations=qat.optimizations(model),

@@ -147,7 +147,9 @@ def test_conversions_leave_no_temporary_folders_behind(tmp_path):
 
     before = ours()
     model = build("mlp")
-    result = keras_tflite.convert(model, sample_inputs(model, 120), strategies=["keras_saved_model"])
+    result = keras_tflite.convert(
+        model, sample_inputs(model, 120), strategies=["keras_saved_model"]
+    )
     assert result.strategy == "keras_saved_model"
     assert ours() - before == set()
     path = result.save(tmp_path / "model.tflite")  # atomically: no temporary file beside it

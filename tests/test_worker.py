@@ -52,3 +52,81 @@ def test_unknown_strategy_is_refused_before_any_work():
         ValueError, match=r"Expected strategies from \[.*\]. Received unknown: \['fastest'\]"
     ):
         keras_tflite.convert(build("mlp"), np.zeros((4, 8), np.float32), strategies=["fastest"])
+
+
+def _exporter(model, **options):
+    from keras_tflite.exporter import Exporter
+
+    data = sample_inputs(model, 64)
+    return Exporter(
+        model,
+        data,
+        data,
+        quantization="int8",
+        batch_size=1,
+        num_calibration_samples=64,
+        seed=0,
+        strategies=None,
+        timeout=120,
+        **options,
+    )
+
+
+def test_one_worker_serves_every_export_and_a_crash_mid_job_is_recovered():
+    import os
+    import signal
+    import threading
+    import time
+
+    model = build("mlp")
+    exporter = _exporter(model)
+    try:
+        first = exporter.export(model.get_weights())
+        second = exporter.export(model.get_weights())
+        assert first.error is None and second.error is None
+        assert exporter.worker.started == 1  # TensorFlow imported and the model rebuilt once
+
+        pid = exporter.worker.pid
+
+        def crash_when_converting():
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                for events in exporter._work.glob("job_*/progress.jsonl"):
+                    if '"start"' in events.read_text():
+                        os.kill(pid, signal.SIGSEGV)
+                        return
+                time.sleep(0.01)
+
+        killer = threading.Thread(target=crash_when_converting)
+        killer.start()
+        crashed = exporter.export(model.get_weights())
+        killer.join()
+        statuses = [(a.strategy, a.status) for a in crashed.result.attempts]
+        assert statuses[0] == ("keras_frozen", "crashed")  # recorded, and the next one ran
+        assert "SIGSEGV" in crashed.result.attempts[0].reason
+        after = exporter.export(model.get_weights())
+        assert after.error is None and after.result.strategy == "keras_frozen"
+        assert exporter.worker.pid != pid
+    finally:
+        exporter.close()
+    assert exporter.worker.pid is None  # closed with the exporter
+
+
+def test_the_worker_is_recycled_after_max_jobs_and_past_its_memory_bound():
+    from keras_tflite.worker import supervisor
+
+    model = build("mlp")
+    exporter = _exporter(model)
+    exporter.worker.close()
+    exporter.worker = supervisor.Worker(max_jobs=2)
+    try:
+        for _ in range(3):
+            assert exporter.export(model.get_weights()).error is None
+        assert exporter.worker.started == 2
+        exporter.worker.close()
+        exporter.worker = supervisor.Worker(max_rss_growth_mb=-1.0)  # any growth is too much
+        for _ in range(2):
+            assert exporter.export(model.get_weights()).error is None
+        assert exporter.worker.started == 2
+    finally:
+        exporter.close()

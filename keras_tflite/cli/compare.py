@@ -21,8 +21,9 @@ def compare_command(args: Any) -> tuple[dict[str, Any], int]:
     tflite = Path(args.model).read_bytes()
     source = source_of(args.reference, args)
     work = Path(tempfile.mkdtemp(prefix="keras_tflite_cli_"))
+    worker = supervisor.Worker()  # one for the command: the model is loaded once
     try:
-        described = describe_source(source, work, args.timeout)
+        described = describe_source(source, work, args.timeout, worker)
         inputs = [TensorInfo.from_json(i) for i in described["inputs"]]
         try:
             data = calibration.collect(
@@ -38,6 +39,7 @@ def compare_command(args: Any) -> tuple[dict[str, Any], int]:
             inputs=[i.to_json() for i in inputs],
             quantization="int8",
             source=source,
+            model_key=source["path"],
         ).write(job_dir)
         protocol.write_arrays(job_dir / protocol.VALIDATION_FILE, data.arrays)
         (job_dir / protocol.MODEL_FILE).write_bytes(tflite)
@@ -46,7 +48,7 @@ def compare_command(args: Any) -> tuple[dict[str, Any], int]:
             args,
         )
         try:
-            judged = supervisor.run_mode(
+            judged = worker.run_mode(
                 job_dir, protocol.JUDGE, timeout=args.timeout, on_events=bar(args)
             )
         except RuntimeError as error:  # the worker died running the model
@@ -54,6 +56,7 @@ def compare_command(args: Any) -> tuple[dict[str, Any], int]:
             return report, ExitCode.NOT_ON_MICRO
         arrays = protocol.read_judged(job_dir)
     finally:
+        worker.close()
         shutil.rmtree(work, ignore_errors=True)
     if len(arrays.expected) != len(arrays.litert):
         raise UsageError(

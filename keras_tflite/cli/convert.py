@@ -30,8 +30,9 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
         raise UsageError(f"Expected -o to name a new folder. Received: {str(out)!r}, which exists.")
     source = source_of(args.source, args)
     work = Path(tempfile.mkdtemp(prefix="keras_tflite_cli_"))
+    worker = supervisor.Worker()  # one for the command: the model is loaded once
     try:
-        described = describe_source(source, work, args.timeout)
+        described = describe_source(source, work, args.timeout, worker)
         inputs = [TensorInfo.from_json(i) for i in described["inputs"]]
         framework = described["framework"]
         samples = _calibration_for(args, inputs)
@@ -45,6 +46,7 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
             inputs=[i.to_json() for i in inputs],
             quantization=args.quantization,
             source=source,
+            model_key=source["path"],
         ).write(job_dir)
         protocol.write_arrays(job_dir / protocol.CALIBRATION_FILE, samples.arrays)
         if validation is not None:
@@ -64,7 +66,9 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
         )
         names = [n for n, s in strategies.STRATEGIES.items() if s.framework in (framework, "any")]
         try:
-            tflite, attempts = run_job(job_dir, names, framework, args.timeout, bar(args))
+            tflite, attempts = run_job(
+                job_dir, names, framework, args.timeout, bar(args), worker=worker
+            )
         except Exception as error:  # noqa: BLE001 - reported with exit code 1
             return {"source": source, "converted": False, "error": str(error)}, ExitCode.FAILED
         calibrated = args.quantization in CALIBRATED_MODES
@@ -100,6 +104,7 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
         report["directory"] = str(out)
         return report, ExitCode.OK if report["tflite_micro"]["runs"] else ExitCode.NOT_ON_MICRO
     finally:
+        worker.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

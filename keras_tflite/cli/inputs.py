@@ -60,13 +60,17 @@ def source_of(path: str, args: Any) -> dict[str, Any]:
     }
 
 
-def describe_source(source: dict[str, Any], work: Path, timeout: float) -> dict[str, Any]:
+def describe_source(
+    source: dict[str, Any], work: Path, timeout: float, worker: supervisor.Worker
+) -> dict[str, Any]:
     """The source's framework, inputs and outputs, as the worker that loaded it reports them."""
     job_dir = work / "describe"
     job_dir.mkdir()
-    protocol.Job(framework="", inputs=[], quantization="float32", source=source).write(job_dir)
+    job = protocol.Job(framework="", inputs=[], quantization="float32", source=source)
+    job.model_key = source["path"]
+    job.write(job_dir)
     try:
-        return supervisor.run_mode(job_dir, protocol.DESCRIBE, timeout=timeout)
+        return worker.run_mode(job_dir, protocol.DESCRIBE, timeout=timeout)
     except RuntimeError as error:
         raise UsageError(
             str(error).replace("Could not rebuild the model", "Could not load")

@@ -14,6 +14,13 @@ from keras_tflite.worker import protocol
 from keras_tflite.worker.protocol import Job
 
 
+def log_path() -> Path:
+    """This worker's log, where TFLite Micro prints why it cannot run a model."""
+    import os
+
+    return Path(os.environ.get(protocol.LOG_VARIABLE, protocol.LOG_FILE))
+
+
 def judge(model: Any, tflite: bytes, job_dir: Path, job: Job) -> dict[str, Any]:
     """Runs float, LiteRT and TFLite Micro on the validation inputs; writes `judged.npz`.
 
@@ -39,7 +46,7 @@ def judge(model: Any, tflite: bytes, job_dir: Path, job: Job) -> dict[str, Any]:
     try:
         micro = MicroModel(tflite)
     except RuntimeError as error:  # an op TFLite Micro lacks: reported, not fatal
-        report["micro_error"] = f"{error}: {protocol.last_messages(job_dir, count=2)}"
+        report["micro_error"] = f"{error}: {protocol.last_messages(log_path(), count=2)}"
     chunks: dict[str, list[list[np.ndarray]]] = {"litert": [], "micro": []}
     count = len(arrays[0])
     size = max(_JUDGE_CHUNK, -(-count // 20))
@@ -50,7 +57,7 @@ def judge(model: Any, tflite: bytes, job_dir: Path, job: Job) -> dict[str, Any]:
             try:
                 chunks["micro"].append(flat(micro.predict(part)))
             except RuntimeError as error:
-                report["micro_error"] = f"{error}: {protocol.last_messages(job_dir, count=2)}"
+                report["micro_error"] = f"{error}: {protocol.last_messages(log_path(), count=2)}"
                 micro = None
         protocol.progress(job_dir, "comparing", min(start + size, count), count)
     order = _paired_outputs(litert, output_names(model, len(expected)))

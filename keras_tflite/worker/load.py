@@ -12,9 +12,9 @@ from keras_tflite.worker import lambdas, protocol, tfmot
 from keras_tflite.worker.protocol import Job
 
 
-def load_model(job_dir: Path, job: Job) -> Any:
-    """The job's model: the caller's saved model with the snapshot's weights, or (the CLI) the
-    user's file, which is loaded only here."""
+def rebuild(job_dir: Path, job: Job) -> Any:
+    """The job's model: the caller's saved model, or (the CLI) the user's file, which is loaded
+    only here. Weights come separately (`with_weights`): a worker rebuilds a model once."""
     if job.source is not None:
         from keras_tflite.worker import graphs
 
@@ -36,17 +36,16 @@ def _load_keras(job_dir: Path, job: Job) -> Any:
     if job.framework == "tf_keras":
         import tf_keras
 
-        model = tf_keras.models.load_model(
+        return tf_keras.models.load_model(
             path, custom_objects=functions, compile=False, safe_mode=False
         )
-        return _with_weights(model, job_dir)
     import keras
 
-    model = keras.saving.load_model(path, custom_objects=functions, compile=False, safe_mode=False)
-    return _with_weights(model, job_dir)
+    return keras.saving.load_model(path, custom_objects=functions, compile=False, safe_mode=False)
 
 
-def _with_weights(model: Any, job_dir: Path) -> Any:
+def with_weights(model: Any, job_dir: Path) -> Any:
+    """`model` holding the job's weights snapshot, when the job has one."""
     weights = job_dir / protocol.WEIGHTS_FILE
     if weights.exists():
         model.set_weights(protocol.read_list(weights))

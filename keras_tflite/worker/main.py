@@ -1,37 +1,69 @@
-"""The worker process: loads the model once, then converts, judges or describes it.
+"""The worker process: loads a model once, then converts, judges or describes it job after job.
 
-Started by `supervisor` as `python -c ... JOB_DIR MODE...`; reports through `protocol`'s events.
-A converter segfault, abort, hang or OOM kills only this process.
+Started by `supervisor`, it reads one job per line on stdin and reports through `protocol`'s
+events. A converter segfault, abort, hang or OOM kills only this process.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from keras_tflite.worker import protocol
-from keras_tflite.worker.protocol import Attempt, Event, Exit
+from keras_tflite.worker.protocol import PARENT_VARIABLE, Attempt, Event, Exit
 
 # Set by tests to inject a real fault into a real worker: "<strategy>:segfault" or ":hang".
 FAULT_VARIABLE = "KERAS_TFLITE_INJECT_FAULT"
-# The parent's pid: a worker whose parent is gone stops (it must never outlive training).
-PARENT_VARIABLE = "KERAS_TFLITE_PARENT_PID"
 
 
 def main(argv: list[str]) -> int:
-    """The worker's entry point: `JOB_DIR STRATEGY...`, or `JOB_DIR --describe|--judge`."""
+    """The worker's entry point: `[NICENESS]`, then one job per line on stdin (`{"job_dir":
+    ..., "modes": [...]}`), each answered with events ending in DONE, until stdin closes."""
+    die_with_parent()
+    os.nice(int(argv[0]) if argv else 0)  # exports during training yield the cores to training
+    models = ModelCache()
+    for line in sys.stdin:
+        request = json.loads(line)
+        job_dir = Path(request["job_dir"])
+        print(f"{protocol.JOB_MARKER} {job_dir}", flush=True)
+        code = handle(job_dir, request["modes"], models)
+        protocol.emit(job_dir, Event.DONE, {"exit": int(code), "rss_mb": _rss_mb()})
+        sys.stdout.flush()
+    return Exit.DONE
+
+
+class ModelCache:
+    """The models this worker rebuilt, by the caller's key: each is loaded once per worker."""
+
+    def __init__(self):
+        self._models: dict[str, Any] = {}
+
+    def get(self, job_dir: Path, job: protocol.Job) -> Any:
+        from keras_tflite.worker import load
+
+        key = job.model_key
+        if key is None or key not in self._models:
+            model = load.rebuild(job_dir, job)
+            if key is None:
+                return model
+            self._models = {key: model}  # one model at a time: a new one replaces the last
+        return self._models[key]
+
+
+def handle(job_dir: Path, modes: list[str], models: ModelCache) -> Exit:
+    """Carries out one job: convert with the first strategy that works (and judge), describe
+    the model, or judge a given .tflite against it."""
     from keras_tflite.worker import conversion, judge, load
 
-    die_with_parent()
-    job_dir, modes = Path(argv[0]), argv[1:]
     job = protocol.Job.read(job_dir)
-    os.nice(job.niceness)  # exports during training yield the cores to training
     try:
-        model, facts = load.deployable(load.load_model(job_dir, job), job)
+        model, facts = load.deployable(load.with_weights(models.get(job_dir, job), job_dir), job)
     except Exception as error:  # noqa: BLE001 - reported to the caller verbatim
         message = f"Could not rebuild the model in the conversion worker: {error}"
         protocol.emit(job_dir, Event.LOAD_ERROR, message)
@@ -70,6 +102,12 @@ def main(argv: list[str]) -> int:
             protocol.emit(job_dir, Event.LAYERS, conversion.layer_errors(name, model, job_dir, job))
         return Exit.DONE
     return Exit.NOTHING_CONVERTED
+
+
+def _rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def die_with_parent() -> None:

@@ -22,7 +22,10 @@ import numpy as np
 
 JOB_FILE = "job.json"
 EVENTS_FILE = "progress.jsonl"
-LOG_FILE = "worker.log"
+LOG_FILE = "worker.log"  # in the worker's own folder: its output across jobs
+# The worker's environment: its log's path, and its parent's pid (it never outlives the parent).
+LOG_VARIABLE = "KERAS_TFLITE_WORKER_LOG"
+PARENT_VARIABLE = "KERAS_TFLITE_PARENT_PID"
 MODEL_FILE = "model.tflite"
 CALIBRATION_FILE = "calibration.npz"
 VALIDATION_FILE = "validation.npz"
@@ -55,6 +58,7 @@ class Event(str, enum.Enum):
     JUDGED = "judged"  # judged: arena bytes, or why TFLite Micro could not run it
     LAYERS = "layers"  # per-layer int8 errors
     PROGRESS = "progress"  # {"stage", "done", "total"} of a long step
+    DONE = "done"  # the job is over: {"exit": an `Exit`, "rss_mb": the worker's memory}
 
 
 @dataclasses.dataclass
@@ -81,6 +85,8 @@ class Job:
     batch_size: int = 1
     model_file: str | None = None
     source: dict[str, Any] | None = None
+    # The same key in two jobs means the same model (weights aside): the worker rebuilds it once.
+    model_key: str | None = None
     imports: list[str] = dataclasses.field(default_factory=list)
     sys_path: list[str] = dataclasses.field(default_factory=list)
     optimizations: list[str] = dataclasses.field(default_factory=list)
@@ -162,12 +168,18 @@ _NOISE = (
 )
 
 
-def last_messages(job_dir: Path, count: int = 3) -> str:
-    """The last lines of the worker's output (`worker.log`) that are not TensorFlow chatter."""
+# Written to the worker's log at the start of each job: the lines after it are that job's.
+JOB_MARKER = "== keras-tflite job"
+
+
+def last_messages(log_path: Path, count: int = 3) -> str:
+    """The last lines the worker printed in its current job that are not TensorFlow chatter."""
     try:
-        lines = (job_dir / LOG_FILE).read_text(errors="replace").splitlines()
+        lines = log_path.read_text(errors="replace").splitlines()
     except OSError:
         return "(no output)"
+    starts = [i for i, line in enumerate(lines) if line.startswith(JOB_MARKER)]
+    lines = lines[starts[-1] + 1 :] if starts else lines
     useful = [ln.strip() for ln in lines if ln.strip() and not any(n in ln for n in _NOISE)]
     return " | ".join(useful[-count:]) or "(no output)"
 
