@@ -52,6 +52,9 @@ class ConversionResult:
         quantization_aware: The int8 ranges were learned in quantization-aware training (tfmot),
             not calibrated.
         sparsity: For a pruned model (tfmot), the fraction of zero weights in each pruned layer.
+        path: "converted" (in full) or "requantized" (a training snapshot's weights put into
+            the fit's first conversion and calibrated again: what a full conversion gives).
+        verified: For a re-quantized export checked against its full conversion, how it matched.
     """
 
     tflite: bytes
@@ -66,6 +69,8 @@ class ConversionResult:
     batch_size: int
     quantization_aware: bool = False
     sparsity: dict[str, float] = dataclasses.field(default_factory=dict)
+    path: str = "converted"
+    verified: str | None = None
 
     @property
     def size(self) -> int:
@@ -89,6 +94,8 @@ class ConversionResult:
                 "ranges": ranges,
             },
             "model_bytes": self.size,
+            "path": self.path,
+            **({"verified": self.verified} if self.path == "requantized" else {}),
         }
 
     def save(self, path: str | Path) -> Path:

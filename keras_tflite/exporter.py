@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import tempfile
 import time
@@ -13,37 +12,18 @@ from typing import Any
 import numpy as np
 
 from keras_tflite import jobs
-from keras_tflite.conversion import ConversionResult, result_of, run_job
-from keras_tflite.data.calibration import coverage_gap
+from keras_tflite.conversion import DEFAULT_TIMEOUT, ConversionResult, result_of, run_job
+from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES, coverage_gap
 from keras_tflite.data.prepare import calibration_samples
 from keras_tflite.data.validation import DEFAULT_VALIDATION_SAMPLES, validation_samples
+from keras_tflite.judged import Judged, read_judged, since
 from keras_tflite.quantization import calibrates
-from keras_tflite.runtime.fidelity import fidelity
 from keras_tflite.specs import flat, framework_of
 from keras_tflite.worker import lambdas, protocol, supervisor
 from keras_tflite.worker import strategies as strategy_catalog
 from keras_tflite.worker.protocol import Event
 
 __all__ = ["DEFAULT_VALIDATION_SAMPLES", "Exporter", "Judged", "read_judged"]
-
-
-@dataclasses.dataclass
-class Judged:
-    """An export's outcome: the converted model, its outputs on validation data, and metrics.
-
-    `metrics` keys without a prefix are TFLite Micro's (what the microcontroller computes, which
-    decides); `litert_*` keys are LiteRT's (the desktop runtime), reported beside them.
-    """
-
-    result: ConversionResult | None
-    metrics: dict[str, float]
-    litert_outputs: list[np.ndarray]
-    float_outputs: list[np.ndarray]
-    micro_error: str | None
-    error: str | None
-    seconds: float
-    micro_outputs: list[np.ndarray] = dataclasses.field(default_factory=list)
-    layer_errors: list[dict[str, Any]] | None = None
 
 
 class Exporter:
@@ -56,12 +36,12 @@ class Exporter:
         representative_data: Any,
         validation_data: Any,
         *,
-        quantization: str,
-        batch_size: int,
-        num_calibration_samples: int | str,
-        seed: int,
-        strategies: list[str] | None,
-        timeout: float,
+        quantization: str = "int8",
+        batch_size: int = 1,
+        num_calibration_samples: int | str = DEFAULT_NUM_SAMPLES,
+        seed: int = 0,
+        strategies: list[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
         niceness: int = 0,
         num_validation_samples: int = DEFAULT_VALIDATION_SAMPLES,
         layer_errors: bool = False,
@@ -102,6 +82,9 @@ class Exporter:
         self.model_file = jobs.save_model(model, self._work)
         # One worker for the whole fit: TensorFlow imported and the model rebuilt once.
         self.worker = supervisor.Worker(niceness=niceness)
+        # Calibrated snapshots re-quantize the fit's first conversion (worker/requantize.py).
+        self.requantize = calibrates(model, quantization)
+        self._told: set[str] = set()
 
     def float_reference(self, model: Any) -> list[np.ndarray] | None:
         """The float outputs on the validation inputs, when only this process can compute them.
@@ -119,7 +102,38 @@ class Exporter:
     def export(
         self, weights: list[np.ndarray], reference: list[np.ndarray] | None = None
     ) -> Judged:
-        """Converts and judges one weights snapshot; `reference` is `float_reference`'s."""
+        """Converts (or re-quantizes) and judges one weights snapshot; `reference` is
+        `float_reference`'s."""
+        return self._run(weights, reference, self.strategies)
+
+    def verify(
+        self, weights: list[np.ndarray], judged: Judged, reference: list[np.ndarray] | None = None
+    ) -> Judged:
+        """A re-quantized export checked against a full conversion of the same weights: `judged`
+        itself when they match, else the full conversion, judged (and the fit converts in full
+        from now on, with a warning that says why)."""
+        result = judged.result
+        full = self._run(weights, reference, [result.strategy], candidate=result.tflite)
+        report = full.verification
+        if full.result is None or report is None:  # the check itself failed: not claimed
+            result.verified = f"not verified: {full.error or 'the full conversion failed'}"
+            return judged
+        if report["difference"] is None:
+            result.verified = (
+                "identical bytes"
+                if report["identical"]
+                else "identical outputs in LiteRT and TFLite Micro (the converter laid out the "
+                "flatbuffer differently)"
+            )
+            return judged
+        warnings.warn(
+            "TFLiteExportCallback: a re-quantized export differed from its full conversion "
+            f"({report['difference']}); this export and every later one are converted in full.",
+            stacklevel=2,
+        )
+        return full
+
+    def _run(self, weights, reference, strategies, candidate: bytes | None = None) -> Judged:
         began = time.perf_counter()
         if reference is None and self.owns_model:
             self._model.set_weights(weights)
@@ -139,9 +153,11 @@ class Exporter:
                 reference=reference,
                 niceness=self.niceness,
                 layer_errors=self.layer_errors,
+                requantize=self.requantize,
+                candidate=candidate,
             )
             tflite, attempts = run_job(
-                job_dir, self.strategies, self.framework, self.timeout, worker=self.worker
+                job_dir, strategies, self.framework, self.timeout, worker=self.worker
             )
             result = result_of(
                 tflite,
@@ -153,49 +169,35 @@ class Exporter:
                 self.batch_size,
                 supervisor.facts(job_dir),
             )
+            self._learn_path(job_dir, result)
             return read_judged(job_dir, result, began)
         except Exception as error:  # noqa: BLE001 - an export failure never stops training
-            return Judged(None, {}, [], [], None, f"{type(error).__name__}: {error}", _since(began))
+            return Judged(None, {}, [], [], None, f"{type(error).__name__}: {error}", since(began))
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
+
+    def _learn_path(self, job_dir: Path, result: ConversionResult) -> None:
+        """Notes how the worker converted: strategies that failed on this model (an error, not a
+        crash) are tried after the one that converted from now on, and a reason to convert in
+        full is told once."""
+        failed = {a.strategy for a in result.attempts if a.status in ("failed", "skipped")}
+        self.strategies = [s for s in self.strategies if s not in failed] + [
+            s for s in self.strategies if s in failed
+        ]
+        path = protocol.first(protocol.read_events(job_dir), Event.PATH, {})
+        result.path = path.get("path", result.path)
+        note = path.get("note")
+        if note and note not in self._told:
+            self._told.add(note)
+            warnings.warn(
+                f"TFLiteExportCallback converts this export in full instead of re-quantizing "
+                f"the fit's first conversion: {note}.",
+                stacklevel=4,
+            )
 
     def close(self) -> None:
         self.worker.close()
         shutil.rmtree(self._work, ignore_errors=True)
-
-
-def read_judged(job_dir: Path, result: ConversionResult, began: float) -> Judged:
-    """The worker's judgement of `result`: runtime outputs against float, and their metrics."""
-    events = protocol.read_events(job_dir)
-    report = protocol.first(events, Event.JUDGED)
-    if report is None:
-        message = "judging crashed the worker (LiteRT or TFLite Micro)"
-        return Judged(result, {}, [], [], None, message, _since(began))
-    arrays = protocol.read_judged(job_dir)
-    expected, litert = arrays.expected, arrays.litert
-    metrics = {f"litert_{k}_vs_float": v for k, v in fidelity(expected, litert).items()}
-    micro_error = report.get("micro_error")
-    micro = arrays.micro or []
-    if micro_error is None:
-        metrics |= {f"{k}_vs_float": v for k, v in fidelity(expected, micro).items()}
-        metrics["litert_max_lsb_vs_micro"] = _max_lsb(result, litert, micro)
-        metrics["arena_bytes"] = float(report["arena_bytes"])
-    metrics["model_bytes"] = float(result.size)
-    if "rebuild_max_abs_diff" in report:  # the TensorFlow rebuild against the training backend
-        metrics["rebuild_max_abs_diff"] = report["rebuild_max_abs_diff"]
-    layers = protocol.first(events, Event.LAYERS)
-    return Judged(
-        result, metrics, litert, expected, micro_error, None, _since(began), micro, layers
-    )
-
-
-def _max_lsb(result: ConversionResult, litert: list[np.ndarray], micro: list[np.ndarray]) -> float:
-    """Largest output difference between the runtimes, in steps of each output's int8 scale."""
-    steps = [
-        np.max(np.abs(a - b)) / t.scale if t.scale else np.max(np.abs(a - b))
-        for t, a, b in zip(result.outputs, litert, micro)
-    ]
-    return float(np.round(max(steps), 3))
 
 
 def _trained_on(model: Any) -> str:
@@ -205,7 +207,3 @@ def _trained_on(model: Any) -> str:
     import keras
 
     return f"keras ({keras.backend.backend()})"
-
-
-def _since(began: float) -> float:
-    return round(time.perf_counter() - began, 2)

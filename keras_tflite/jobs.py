@@ -29,6 +29,8 @@ def write(
     reference: list[np.ndarray] | None = None,
     niceness: int = 0,
     layer_errors: bool = False,
+    requantize: bool = False,
+    candidate: bytes | None = None,
 ) -> None:
     """Writes everything the worker needs; the caller's model is only read.
 
@@ -36,6 +38,8 @@ def write(
     replaces its weights (a training snapshot), and `validation` asks the worker to judge the
     result; `reference` holds the float outputs on it when the model trains on another backend
     than TensorFlow (the worker rebuilds it on TensorFlow, so it cannot compute them itself).
+    `requantize` lets the worker re-quantize the snapshot in the fit's template; `candidate`, a
+    re-quantized flatbuffer, asks it to convert in full and compare.
     """
     model_key = None if model_file is None else str(model_file)  # the worker keeps it loaded
     if model_file is None:
@@ -50,6 +54,8 @@ def write(
     ):
         if arrays is not None:
             protocol.write_arrays(job_dir / name, arrays)
+    if candidate is not None:
+        (job_dir / protocol.CANDIDATE_FILE).write_bytes(candidate)
     protocol.Job(
         framework=framework_of(model),
         inputs=[i.to_json() for i in inputs],
@@ -63,6 +69,8 @@ def write(
         lambda_globals=lambdas.environment(model),
         niceness=niceness,
         layer_errors=layer_errors,
+        requantize=requantize,
+        verify=candidate is not None,
     ).write(job_dir)
 
 

@@ -51,6 +51,12 @@ def test_blocking_exports_join_each_epochs_logs_and_keep_the_best(tmp_path, data
     assert manifest["value"] == pytest.approx(min(losses))
     assert manifest["ops"].count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 1
     assert manifest["inputs"][0]["name"] == "series"
+    # Converted once, then each snapshot re-quantized; a new best is checked against its full
+    # conversion before it is kept.
+    assert [r["conversion"] for r in records] == ["converted", "requantized", "requantized"]
+    if best_epoch > 1:
+        assert manifest["path"] == "requantized"
+        assert manifest["verified"] == "identical bytes"
 
 
 def test_c_array_holds_exactly_the_tflite_bytes(tmp_path, data):

@@ -73,6 +73,7 @@ def test_qat_model_exports_full_int8_with_its_learned_ranges(tmp_path, digits):
     assert manifest["calibration"]["samples"] == 0
     assert manifest["calibration"]["ranges"] == "learned (quantization-aware training)"
     assert manifest["trained_on"] == "tf_keras"
+    assert manifest["path"] == "converted"  # learned ranges: nothing to calibrate again
     assert manifest["inputs"][0]["dtype"] == "int8" and manifest["outputs"][0]["dtype"] == "int8"
     assert not {"QUANTIZE", "DEQUANTIZE"} & set(manifest["ops"])
     # The input scale is the range the QuantizeLayer learned, not one calibrated from data.

@@ -58,18 +58,7 @@ def _exporter(model, **options):
     from keras_tflite.exporter import Exporter
 
     data = sample_inputs(model, 64)
-    return Exporter(
-        model,
-        data,
-        data,
-        quantization="int8",
-        batch_size=1,
-        num_calibration_samples=64,
-        seed=0,
-        strategies=None,
-        timeout=120,
-        **options,
-    )
+    return Exporter(model, data, data, num_calibration_samples=64, timeout=120, **options)
 
 
 def test_one_worker_serves_every_export_and_a_crash_mid_job_is_recovered():

@@ -73,9 +73,13 @@ class ExportPipeline:
 
     def _process(self, snapshot: Snapshot) -> ExportRecord:
         judged = self.exporter.export(snapshot.weights, snapshot.reference)
-        logs = self.tflite_logs(judged)
-        reason = gates.refusal(judged, logs, self.limits, self.exporter.calibration.shortfall)
-        value = {**snapshot.logs, **logs}.get(self.monitor.key)
+        logs, reason, value = self._verdict(snapshot, judged)
+        if self._improves(judged, reason, value) and judged.result.path == "requantized":
+            # A new best is what gets deployed: checked against its full conversion first.
+            checked = self.exporter.verify(snapshot.weights, judged, snapshot.reference)
+            if checked is not judged:
+                judged = checked
+                logs, reason, value = self._verdict(snapshot, judged)
         if value is None and reason is None:
             self.missing_monitor = True
         notes = gates.notes(judged, logs)
@@ -94,6 +98,7 @@ class ExportPipeline:
             warnings=list(notes.values()),
             skipped_epochs=snapshot.skipped_epochs,
             notes=notes,
+            conversion=None if judged.result is None else judged.result.path,
         )
         if judged.result is not None and (entry.new_best or not self.store.save_best_only):
             entry.path = str(self._keep(judged, entry))
@@ -101,6 +106,21 @@ class ExportPipeline:
             self._summarize(snapshot, judged, entry)
         self.store.append(entry)
         return entry
+
+    def _verdict(self, snapshot: Snapshot, judged: Judged):
+        """The export's `tflite_*` logs, why it is refused (None when it is not), and the
+        monitored value."""
+        logs = self.tflite_logs(judged)
+        reason = gates.refusal(judged, logs, self.limits, self.exporter.calibration.shortfall)
+        return logs, reason, {**snapshot.logs, **logs}.get(self.monitor.key)
+
+    def _improves(self, judged: Judged, reason: str | None, value: Any) -> bool:
+        return (
+            judged.result is not None
+            and reason is None
+            and value is not None
+            and (self.monitor.improves(float(value)))
+        )
 
     def reference(self, model: Any) -> list[np.ndarray] | None:
         """The float outputs to judge against, for a model trained on JAX or torch (computed on

@@ -34,6 +34,7 @@ class ExportRecord:
     warnings: list[str] = dataclasses.field(default_factory=list)
     skipped_epochs: list[int] = dataclasses.field(default_factory=list)
     path: str | None = None
+    conversion: str | None = None  # "requantized" or "converted" (ConversionResult.path)
     time: str = dataclasses.field(default_factory=lambda: now())
     # Notes by kind, so each kind is printed once; not written to history.jsonl.
     notes: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)

@@ -17,7 +17,7 @@ from keras_tflite.cli.progress import bar, say
 from keras_tflite.conversion import describe_result, run_job
 from keras_tflite.data import calibration
 from keras_tflite.deploy import artifacts, firmware
-from keras_tflite.exporter import read_judged
+from keras_tflite.judged import read_judged
 from keras_tflite.quantization import CALIBRATED_MODES
 from keras_tflite.specs import TensorInfo
 from keras_tflite.worker import protocol, strategies, supervisor

@@ -20,21 +20,39 @@ METADATA_NAME = "keras_tflite_io"
 
 
 def with_model_io(tflite: bytes, input_names: list[str], output_names: list[str]) -> bytes:
-    """`tflite` with its main subgraph's inputs and outputs in the model's order and names.
+    """`tflite` with its main subgraph's inputs and outputs in the model's order and names, and
+    no stale bytes: the converter leaves data in buffers no tensor uses, and not the same data
+    each time, so two conversions of one model would differ without this.
 
-    Returns the bytes unchanged when the converted tensors cannot be matched to the names
-    (then no order is claimed, and multi-input callers must feed inputs by name).
+    When the converted tensors cannot be matched to the names, no order is claimed (and
+    multi-input callers must feed inputs by name).
     """
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(tflite, 0))
+    _empty_unused_buffers(model)
     subgraph = model.subgraphs[0]
     signature = _main_signature(model)
     inputs = _match_inputs(subgraph, signature, input_names)
     outputs = _match_outputs(subgraph, signature, output_names)
-    if inputs is None or outputs is None:
-        return tflite
+    if inputs is not None and outputs is not None:
+        _name_io(model, signature, inputs, outputs, input_names, output_names)
+    builder = flatbuffers.Builder(len(tflite) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _empty_unused_buffers(model: Any) -> None:
+    used = {t.buffer for s in model.subgraphs for t in (s.tensors or [])}
+    used |= {m.buffer for m in (model.metadata or [])}
+    for index, buffer in enumerate(model.buffers or []):
+        if index not in used:
+            buffer.data = None
+
+
+def _name_io(model, signature, inputs, outputs, input_names, output_names) -> None:
+    subgraph = model.subgraphs[0]
     subgraph.inputs = np.array(inputs, np.int32)  # the schema's int vectors
     subgraph.outputs = np.array(outputs, np.int32)
     for index, name in [*zip(inputs, input_names), *zip(outputs, output_names)]:
@@ -43,9 +61,6 @@ def with_model_io(tflite: bytes, input_names: list[str], output_names: list[str]
         signature.inputs = _signature_entries(signature.inputs, inputs, input_names)
         signature.outputs = _signature_entries(signature.outputs, outputs, output_names)
     _set_metadata(model, {"inputs": input_names, "outputs": output_names})
-    builder = flatbuffers.Builder(len(tflite) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
 
 
 def model_io(tflite: bytes) -> dict[str, list[str]] | None:

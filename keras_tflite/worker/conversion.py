@@ -3,6 +3,7 @@ on the job's samples, checked against the model, and the result named as the mod
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 from keras_tflite.quantization import configure
 from keras_tflite.runtime.flatbuffer import with_model_io
 from keras_tflite.specs import TensorInfo, flat, framework_of, output_names
-from keras_tflite.worker import protocol, strategies, tfmot
+from keras_tflite.worker import protocol, requantize, strategies, tfmot
 from keras_tflite.worker.protocol import Job
 
 # The traced graph must reproduce the model before it is converted (the RNN bridge swaps kernels).
@@ -25,13 +26,102 @@ def skip_reason(name: str, model: Any) -> str | None:
     return strategies.framework_skip_reason(strategy, framework) or strategy.skip_reason(model)
 
 
-def convert_with(name: str, model: Any, job_dir: Path, job: Job) -> bytes:
-    """The converted flatbuffer, its inputs and outputs in the model's order and names."""
+REQUANTIZED, CONVERTED = "requantized", "converted"
+
+
+@dataclasses.dataclass
+class Converted:
+    """A strategy's flatbuffer, named as the model is, and how it was made: "requantized" (the
+    snapshot's weights in the fit's template) or "converted" (in full); `note` says why a
+    requested re-quantization did not happen."""
+
+    tflite: bytes
+    path: str = CONVERTED
+    note: str = ""
+
+
+def convert_with(
+    name: str, model: Any, job_dir: Path, job: Job, templates: dict[str, Any] | None = None
+) -> Converted:
+    """Converts `model` with strategy `name`. With `templates` (the worker's, for this model)
+    and a job that asks to re-quantize, a kept template re-quantizes the snapshot; the first
+    full conversion makes the template, checked on this snapshot before it is kept."""
+    wants_template = templates is not None and job.requantize
+    kept = templates.get(name) if wants_template else None
+    note = ""
+    if isinstance(kept, requantize.Template):
+        try:
+            tflite = kept.apply(model.get_weights(), _representative_dataset(model, job_dir, job))
+            return Converted(_named(tflite, model, job), REQUANTIZED)
+        except requantize.NotRequantizable as error:
+            note = str(error)
     converter, _ = _configured_converter(name, model, job_dir, job)
-    with strategies.quiet_tensorflow():
-        tflite = converter.convert()
+    capture = requantize.Capture(converter) if wants_template and kept is None else None
+    try:
+        with strategies.quiet_tensorflow():
+            tflite = _named(converter.convert(), model, job)
+    finally:
+        if capture is not None:
+            capture.release()
+    if capture is not None:
+        try:
+            templates[name] = _checked_template(name, model, job_dir, job, capture, tflite)
+        except requantize.NotRequantizable as error:
+            note = str(error)
+            if not error.retry:
+                templates[name] = note  # every later export of this fit converts in full
+    return Converted(tflite, CONVERTED, note or (kept if isinstance(kept, str) else ""))
+
+
+def _named(tflite: bytes, model: Any, job: Job) -> bytes:
     inputs = [i["name"] for i in job.inputs]
     return with_model_io(tflite, inputs, output_names(model, _output_count(tflite)))
+
+
+def _checked_template(name, model, job_dir, job, capture, converted: bytes):
+    """The template of this conversion, once its re-quantization of the same weights gives
+    `converted` byte for byte (or, where the converter's layout varies, the same outputs in
+    LiteRT and TFLite Micro on the validation inputs)."""
+    weights = model.get_weights()
+    inputs = [TensorInfo.from_json(i) for i in job.inputs]
+    try:
+        model.set_weights(requantize.coded(weights))
+        converter = strategies.STRATEGIES[name].build(
+            model, inputs, job.batch_size, lambda traced: None, _scratch(job_dir)
+        )
+        configure(converter, job.quantization, lambda: iter(()))
+        with strategies.quiet_tensorflow():
+            code_model = requantize.float_model(converter)
+    finally:
+        model.set_weights(weights)
+    template = requantize.Template(capture, weights, code_model)
+    dataset = _representative_dataset(model, job_dir, job)
+    with strategies.quiet_tensorflow():
+        again = _named(template.apply(weights, dataset), model, job)
+    difference = differs(again, converted, job_dir, job)
+    if difference:
+        raise requantize.NotRequantizable(f"re-quantizing differs from converting: {difference}")
+    return template
+
+
+def differs(candidate: bytes, converted: bytes, job_dir: Path, job: Job) -> str | None:
+    """None when `candidate` is `converted` byte for byte, or runs identically to it in LiteRT
+    and TFLite Micro on the job's validation inputs; else what differs."""
+    if candidate == converted:
+        return None
+    validation = job_dir / protocol.VALIDATION_FILE
+    if not validation.exists():
+        return "the flatbuffers differ and there are no validation inputs to compare outputs on"
+    from keras_tflite.runtime.litert import TFLiteModel
+    from keras_tflite.runtime.micro import MicroModel
+
+    stored = protocol.read_arrays(validation)
+    arrays = {i["name"]: stored[i["name"]] for i in job.inputs}
+    for runtime in (TFLiteModel, MicroModel):
+        a, b = flat(runtime(candidate).predict(arrays)), flat(runtime(converted).predict(arrays))
+        if any(not np.array_equal(x, y) for x, y in zip(a, b)):
+            return f"{runtime.__name__} outputs differ on the validation inputs"
+    return None
 
 
 def _output_count(tflite: bytes) -> int:
@@ -45,30 +135,46 @@ def _configured_converter(name: str, model: Any, job_dir: Path, job: Job):
     batches."""
     strategy = strategies.STRATEGIES[name]
     inputs = [TensorInfo.from_json(i) for i in job.inputs]
-    stored = protocol.read_arrays(job_dir / protocol.CALIBRATION_FILE)
-    arrays = {info.name: stored[info.name] for info in inputs}
-    batches = list(_batches(arrays, job.batch_size))
+    batches = _calibration_batches(job_dir, job)
 
     def check(traced) -> None:
         _check_trace(traced, model, inputs, batches[:_TRACE_CHECK_SAMPLES])
 
+    converter = strategy.build(model, inputs, job.batch_size, check, _scratch(job_dir))
+    learned = tfmot.QAT in job.optimizations  # quantization-aware training set the ranges
+    dataset = None if learned else _representative_dataset(model, job_dir, job)
+    configure(converter, job.quantization, dataset)
+    return converter, batches
+
+
+def _scratch(job_dir: Path) -> Path:
     scratch = job_dir / "scratch"  # files a converter reads lazily; removed with the job
     scratch.mkdir(exist_ok=True)
-    converter = strategy.build(model, inputs, job.batch_size, check, scratch)
+    return scratch
+
+
+def _calibration_batches(job_dir: Path, job: Job) -> list[dict[str, np.ndarray]]:
+    stored = protocol.read_arrays(job_dir / protocol.CALIBRATION_FILE)
+    arrays = {i["name"]: stored[i["name"]] for i in job.inputs}
+    return list(_batches(arrays, job.batch_size))
+
+
+def _representative_dataset(model: Any, job_dir: Path, job: Job):
+    """The job's calibration samples as the converter takes them, reporting progress."""
+    names = [i["name"] for i in job.inputs]
+    batches = _calibration_batches(job_dir, job)
 
     def representative_dataset():  # batches keyed by input name: signatures may reorder inputs
         every = max(1, len(batches) // 20)
         for done, batch in enumerate(batches, 1):
             if getattr(model, "positional_calibration", False):
-                yield [batch[i.name] for i in inputs]
+                yield [batch[name] for name in names]
             else:
                 yield batch
             if done % every == 0 or done == len(batches):
                 protocol.progress(job_dir, "calibrating", done, len(batches))
 
-    learned = tfmot.QAT in job.optimizations  # quantization-aware training set the ranges
-    configure(converter, job.quantization, None if learned else representative_dataset)
-    return converter, batches
+    return representative_dataset
 
 
 LAYER_ERROR_ROWS = 10

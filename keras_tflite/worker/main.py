@@ -39,21 +39,23 @@ def main(argv: list[str]) -> int:
 
 
 class ModelCache:
-    """The models this worker rebuilt, by the caller's key: each is loaded once per worker."""
+    """The model this worker rebuilt, by the caller's key (loaded once per worker), and its
+    re-quantization templates by strategy (a template, or why there is none)."""
 
     def __init__(self):
-        self._models: dict[str, Any] = {}
+        self._key: str | None = None
+        self._model: Any = None
+        self.templates: dict[str, Any] = {}
 
     def get(self, job_dir: Path, job: protocol.Job) -> Any:
         from keras_tflite.worker import load
 
-        key = job.model_key
-        if key is None or key not in self._models:
-            model = load.rebuild(job_dir, job)
-            if key is None:
-                return model
-            self._models = {key: model}  # one model at a time: a new one replaces the last
-        return self._models[key]
+        if job.model_key is None:
+            return load.rebuild(job_dir, job)
+        if job.model_key != self._key:  # one model at a time: a new one replaces the last
+            self._key, self._model, self.templates = None, load.rebuild(job_dir, job), {}
+            self._key = job.model_key
+        return self._model
 
 
 def handle(job_dir: Path, modes: list[str], models: ModelCache) -> Exit:
@@ -86,15 +88,19 @@ def handle(job_dir: Path, modes: list[str], models: ModelCache) -> Exit:
         began = time.time()
         _inject_fault(name)
         try:
-            tflite = conversion.convert_with(name, model, job_dir, job)
+            converted = _convert(name, model, job_dir, job, models.templates)
         except Exception as error:  # noqa: BLE001 - a failed strategy is recorded, the next runs
             reason = f"{type(error).__name__}: {_one_line(error)}"
             attempt = Attempt(name, "failed", reason, _since(began))
             protocol.emit(job_dir, Event.ATTEMPT, attempt.to_json())
             continue
+        tflite = converted.tflite
         (job_dir / protocol.MODEL_FILE).write_bytes(tflite)
         attempt = Attempt(name, "converted", "", _since(began))
         protocol.emit(job_dir, Event.ATTEMPT, attempt.to_json())
+        protocol.emit(job_dir, Event.PATH, {"path": converted.path, "note": converted.note})
+        if job.verify and _verified(name, tflite, job_dir, job, models.templates):
+            return Exit.DONE  # the candidate stands: nothing new to judge
         if (job_dir / protocol.VALIDATION_FILE).exists():
             protocol.emit(job_dir, Event.JUDGING, name)
             protocol.emit(job_dir, Event.JUDGED, judge.judge(model, tflite, job_dir, job))
@@ -102,6 +108,28 @@ def handle(job_dir: Path, modes: list[str], models: ModelCache) -> Exit:
             protocol.emit(job_dir, Event.LAYERS, conversion.layer_errors(name, model, job_dir, job))
         return Exit.DONE
     return Exit.NOTHING_CONVERTED
+
+
+def _convert(name, model, job_dir, job, templates):
+    from keras_tflite.worker import conversion
+
+    if job.verify:  # in full, whatever the templates hold
+        return conversion.Converted(conversion.convert_with(name, model, job_dir, job).tflite)
+    return conversion.convert_with(name, model, job_dir, job, templates)
+
+
+def _verified(name, tflite, job_dir, job, templates) -> bool:
+    """Whether the candidate is what the full conversion `tflite` is (else the template goes:
+    the fit converts in full from now on)."""
+    from keras_tflite.worker import conversion
+
+    candidate = (job_dir / protocol.CANDIDATE_FILE).read_bytes()
+    difference = conversion.differs(candidate, tflite, job_dir, job)
+    report = {"difference": difference, "identical": candidate == tflite}
+    protocol.emit(job_dir, Event.VERIFIED, report)
+    if difference is not None:
+        templates[name] = f"a re-quantized snapshot differed from its full conversion: {difference}"
+    return difference is None
 
 
 def _rss_mb() -> float:

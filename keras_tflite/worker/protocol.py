@@ -27,6 +27,7 @@ LOG_FILE = "worker.log"  # in the worker's own folder: its output across jobs
 LOG_VARIABLE = "KERAS_TFLITE_WORKER_LOG"
 PARENT_VARIABLE = "KERAS_TFLITE_PARENT_PID"
 MODEL_FILE = "model.tflite"
+CANDIDATE_FILE = "candidate.tflite"  # a re-quantized model to verify against a full conversion
 CALIBRATION_FILE = "calibration.npz"
 VALIDATION_FILE = "validation.npz"
 WEIGHTS_FILE = "weights.npz"
@@ -58,6 +59,10 @@ class Event(str, enum.Enum):
     JUDGED = "judged"  # judged: arena bytes, or why TFLite Micro could not run it
     LAYERS = "layers"  # per-layer int8 errors
     PROGRESS = "progress"  # {"stage", "done", "total"} of a long step
+    PATH = "path"  # how it converted: {"path": "requantized" or "converted", "note": why not}
+    # The candidate against a full conversion: {"identical": bytes equal, "difference": None
+    # (equal bytes or outputs) or what differs}.
+    VERIFIED = "verified"
     DONE = "done"  # the job is over: {"exit": an `Exit`, "rss_mb": the worker's memory}
 
 
@@ -93,6 +98,10 @@ class Job:
     lambda_globals: dict[str, Any] = dataclasses.field(default_factory=dict)
     niceness: int = 0
     layer_errors: bool = False
+    # Re-quantize the snapshot in the fit's template when there is one (a fit's exports).
+    requantize: bool = False
+    # Convert in full and compare with `CANDIDATE_FILE`; judge the full conversion if they differ.
+    verify: bool = False
 
     def write(self, job_dir: Path) -> None:
         (job_dir / JOB_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2))

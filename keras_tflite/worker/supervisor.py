@@ -58,6 +58,7 @@ class Worker:
         self._process: subprocess.Popen | None = None
         self._lock = threading.Lock()  # one job at a time
         self.started = 0  # processes started, for the curious and the tests
+        self.rss_mb: float | None = None  # the worker's peak memory after its last job
         self._jobs = 0
         self._first_rss: float | None = None
 
@@ -130,6 +131,7 @@ class Worker:
                 self._stop(process)
                 return events, timed_out, process.returncode
             self._jobs += 1
+            self.rss_mb = done["rss_mb"]
             self._first_rss = self._first_rss or done["rss_mb"]
             grown = done["rss_mb"] - self._first_rss
             if self._jobs >= self.max_jobs or grown > self.max_rss_growth_mb:

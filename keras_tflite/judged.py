@@ -1,0 +1,87 @@
+"""An export's judgement: the converted model's outputs in LiteRT and TFLite Micro against the
+float model's, as the worker reported them, and the metrics of each."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_tflite.conversion import ConversionResult
+from keras_tflite.runtime.fidelity import fidelity
+from keras_tflite.worker import protocol
+from keras_tflite.worker.protocol import Event
+
+
+@dataclasses.dataclass
+class Judged:
+    """An export's outcome: the converted model, its outputs on validation data, and metrics.
+
+    `metrics` keys without a prefix are TFLite Micro's (what the microcontroller computes, which
+    decides); `litert_*` keys are LiteRT's (the desktop runtime), reported beside them.
+    """
+
+    result: ConversionResult | None
+    metrics: dict[str, float]
+    litert_outputs: list[np.ndarray]
+    float_outputs: list[np.ndarray]
+    micro_error: str | None
+    error: str | None
+    seconds: float
+    micro_outputs: list[np.ndarray] = dataclasses.field(default_factory=list)
+    layer_errors: list[dict[str, Any]] | None = None
+    verification: dict[str, Any] | None = None  # a full conversion against a candidate
+
+
+def read_judged(job_dir: Path, result: ConversionResult, began: float) -> Judged:
+    """The worker's judgement of `result`: runtime outputs against float, and their metrics."""
+    events = protocol.read_events(job_dir)
+    verification = protocol.first(events, Event.VERIFIED)
+    if verification is not None and verification["difference"] is None:
+        return Judged(result, {}, [], [], None, None, since(began), verification=verification)
+    report = protocol.first(events, Event.JUDGED)
+    if report is None:
+        message = "judging crashed the worker (LiteRT or TFLite Micro)"
+        return Judged(result, {}, [], [], None, message, since(began))
+    arrays = protocol.read_judged(job_dir)
+    expected, litert = arrays.expected, arrays.litert
+    metrics = {f"litert_{k}_vs_float": v for k, v in fidelity(expected, litert).items()}
+    micro_error = report.get("micro_error")
+    micro = arrays.micro or []
+    if micro_error is None:
+        metrics |= {f"{k}_vs_float": v for k, v in fidelity(expected, micro).items()}
+        metrics["litert_max_lsb_vs_micro"] = _max_lsb(result, litert, micro)
+        metrics["arena_bytes"] = float(report["arena_bytes"])
+    metrics["model_bytes"] = float(result.size)
+    if "rebuild_max_abs_diff" in report:  # the TensorFlow rebuild against the training backend
+        metrics["rebuild_max_abs_diff"] = report["rebuild_max_abs_diff"]
+    layers = protocol.first(events, Event.LAYERS)
+    return Judged(
+        result,
+        metrics,
+        litert,
+        expected,
+        micro_error,
+        None,
+        since(began),
+        micro,
+        layers,
+        verification,
+    )
+
+
+def _max_lsb(result: ConversionResult, litert: list[np.ndarray], micro: list[np.ndarray]) -> float:
+    """Largest output difference between the runtimes, in steps of each output's int8 scale."""
+    steps = [
+        np.max(np.abs(a - b)) / t.scale if t.scale else np.max(np.abs(a - b))
+        for t, a, b in zip(result.outputs, litert, micro)
+    ]
+    return float(np.round(max(steps), 3))
+
+
+def since(began: float) -> float:
+    """Seconds since `began` (a `time.perf_counter()`), rounded for records."""
+    return round(time.perf_counter() - began, 2)
