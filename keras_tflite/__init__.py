@@ -19,6 +19,14 @@ def __getattr__(name: str):
         from keras_tflite.callbacks import TFLiteExportCallback
 
         return TFLiteExportCallback
+    if name == "TFLiteExportHook":  # TF1 session training: imports TensorFlow
+        from keras_tflite.session.hook import TFLiteExportHook
+
+        return TFLiteExportHook
+    if name == "convert_session":
+        from keras_tflite.session.exporter import convert_session
+
+        return convert_session
     raise AttributeError(f"module 'keras_tflite' has no attribute {name!r}")
 
 
@@ -38,7 +46,9 @@ __all__ = [
     "QuantizedTensor",
     "STRATEGIES",
     "TFLiteExportCallback",
+    "TFLiteExportHook",
     "TFLiteModel",
     "convert",
+    "convert_session",
     "prepare_qat",
 ]

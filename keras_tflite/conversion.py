@@ -15,7 +15,7 @@ from keras_tflite.deploy.artifacts import atomic_write
 from keras_tflite.quantization import calibrates, check_mode
 from keras_tflite.runtime.inspect import QuantizedTensor, io_details, op_names
 from keras_tflite.specs import framework_of
-from keras_tflite.worker import protocol, supervisor
+from keras_tflite.worker import protocol, shared, supervisor
 from keras_tflite.worker import strategies as strategy_catalog
 from keras_tflite.worker.protocol import Attempt
 
@@ -160,17 +160,19 @@ def convert(
         raise ValueError(f"Expected batch_size to be a positive integer. Received: {batch_size!r}.")
     framework = framework_of(model)
     names = strategy_catalog.plan(framework, strategies)
-    calibration, inputs = calibration_samples(
-        model, representative_data, quantization, num_calibration_samples, seed
-    )
     job_dir = Path(tempfile.mkdtemp(prefix="keras_tflite_job_"))
+    worker = shared.take()  # it imports TensorFlow (once) while the samples are prepared here
     try:
+        calibration, inputs = calibration_samples(
+            model, representative_data, quantization, num_calibration_samples, seed
+        )
         jobs.write(
             job_dir, model, inputs, calibration, quantization=quantization, batch_size=batch_size
         )
-        tflite, attempts = run_job(job_dir, names, framework, timeout)
+        tflite, attempts = run_job(job_dir, names, framework, timeout, worker=worker)
         facts = supervisor.facts(job_dir)
     finally:
+        shared.give_back()
         shutil.rmtree(job_dir, ignore_errors=True)
     return result_of(tflite, attempts, model, calibration, quantization, seed, batch_size, facts)
 

@@ -82,6 +82,7 @@ class Exporter:
         self.model_file = jobs.save_model(model, self._work)
         # One worker for the whole fit: TensorFlow imported and the model rebuilt once.
         self.worker = supervisor.Worker(niceness=niceness)
+        self.worker.start()  # it imports TensorFlow while training runs toward the first export
         # Calibrated snapshots re-quantize the fit's first conversion (worker/requantize.py).
         self.requantize = calibrates(model, quantization)
         self._told: set[str] = set()

@@ -13,6 +13,7 @@ import pytest
 from keras_tflite.callbacks import gates
 from keras_tflite.callbacks.background import LatestWins
 from keras_tflite.callbacks.monitor import Monitor, direction
+from keras_tflite.callbacks.pipeline import Snapshot
 from keras_tflite.callbacks.record import ExportRecord, line
 from keras_tflite.callbacks.schedule import Schedule
 from keras_tflite.callbacks.store import Store
@@ -231,9 +232,8 @@ def test_record_line_and_json():
 
 
 def test_latest_wins_drops_waiting_snapshots_and_says_which():
-    class Snap:
-        def __init__(self, epoch):
-            self.epoch, self.skipped_epochs = epoch, []
+    def Snap(epoch):  # noqa: N802 - reads like the class it stands for
+        return Snapshot(epoch, 0, {}, [], None)
 
     gate = threading.Event()
 
@@ -278,8 +278,8 @@ def test_protocol_round_trips(tmp_path):
 def test_waiting_for_an_export_is_bounded():
     release = threading.Event()
 
-    class Snap:
-        epoch, skipped_epochs = 0, []
+    def Snap():  # noqa: N802
+        return Snapshot(0, 0, {}, [], None)
 
     queue = LatestWins(lambda snapshot: release.wait(10), patience=0.2)
     queue.submit(Snap())

@@ -132,8 +132,10 @@ def test_the_public_api_is_what_the_readme_promises():
             "QuantizedTensor",
             "STRATEGIES",
             "TFLiteExportCallback",
+            "TFLiteExportHook",
             "TFLiteModel",
             "convert",
+            "convert_session",
             "prepare_qat",
         ]
     )

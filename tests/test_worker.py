@@ -119,3 +119,16 @@ def test_the_worker_is_recycled_after_max_jobs_and_past_its_memory_bound():
         assert exporter.worker.started == 2
     finally:
         exporter.close()
+
+
+def test_convert_calls_in_one_process_share_one_worker():
+    from keras_tflite.worker import shared
+
+    model = build("mlp")
+    data = sample_inputs(model, 50)
+    keras_tflite.convert(model, data)
+    worker = shared.current()
+    pid = worker.pid
+    result = keras_tflite.convert(model, data, quantization="float32")
+    assert shared.current() is worker and worker.pid == pid  # TensorFlow imported once
+    assert result.quantization == "float32"

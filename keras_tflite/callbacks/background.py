@@ -28,10 +28,11 @@ class LatestWins:
         self.current: Any = None  # the snapshot being processed
 
     def submit(self, snapshot: Any) -> None:
-        """Queues a snapshot (with `.epoch` and `.skipped_epochs`), dropping a waiting one."""
+        """Queues a snapshot (with `.count`, its epoch or step, and `.skipped_epochs`), dropping
+        a waiting one."""
         with self._lock:
             if self._pending is not None:
-                self._skipped.append(self._pending.epoch + 1)
+                self._skipped.append(self._pending.count)
             self._pending = snapshot
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="tflite-export", daemon=True)
@@ -82,9 +83,9 @@ class LatestWins:
 
         try:
             if self.busy:
-                epoch = getattr(self.current, "epoch", -1) + 1
+                epoch = getattr(self.current, "count", 0)
                 print(
-                    f"TFLiteExportCallback: finishing the export of epoch {epoch} before exiting "
+                    f"keras-tflite: finishing the export of epoch {epoch} before exiting "
                     "(Ctrl-C again to abandon it)...",
                     flush=True,
                 )

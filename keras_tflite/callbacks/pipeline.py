@@ -29,6 +29,11 @@ class Snapshot:
     reference: list[np.ndarray] | None  # the float outputs, for models not on TensorFlow
     skipped_epochs: list[int] = dataclasses.field(default_factory=list)
 
+    @property
+    def count(self) -> int:
+        """What records count: the 1-based epoch, or the step of a session (no epochs)."""
+        return self.epoch + 1 if self.epoch >= 0 else self.step
+
 
 class ExportPipeline:
     """Everything an export needs, prepared at train begin; `process` turns a snapshot into a

@@ -112,10 +112,11 @@ def _pruning(result: Any) -> dict[str, Any] | None:
 def line(record: ExportRecord, best: str) -> str:
     """The verbose line: size, arena, the monitored value against float's, the verdict."""
     logs = record.metrics
-    head = f"Epoch {record.epoch}: "
+    unit = "epoch" if record.epoch else "step"  # a TF1 session counts steps, not epochs
+    head = f"Epoch {record.epoch}: " if record.epoch else f"Step {record.step}: "
     if record.skipped_epochs:
         plural = "s" if len(record.skipped_epochs) > 1 else ""
-        head += f"(epoch{plural} {_spans(record.skipped_epochs)} not exported) "
+        head += f"({unit}{plural} {_spans(record.skipped_epochs)} not exported) "
     if not record.exportable and not logs:
         return head + f"export failed: {record.reason}"
     parts = [f"int8 {logs.get('tflite_model_bytes', 0) / 1024:.1f} KB"]
@@ -157,9 +158,10 @@ class Reporter:
         print(line(entry, str(self.best)), flush=True)
         notes = dict(entry.notes)
         if entry.skipped_epochs:
+            unit = "epoch" if entry.epoch else "step"
             notes["skipped"] = (
-                "epochs finished while an export was still running are not exported (latest "
-                "wins); every_n_epochs=N spaces exports out, blocking=True exports every one."
+                f"{unit}s that ended while an export was still running are not exported (latest "
+                f"wins); every_n_{unit}s=N spaces exports out, blocking=True exports every one."
             )
         for kind, text in notes.items():
             if kind not in self._said:

@@ -65,7 +65,7 @@ class GraphModel:
                 f"Expected --outputs to name nodes of the graph. Received unknown: {missing}. "
                 f"Candidates: {output_candidates(graph)}."
             )
-        placeholders = _needed_placeholders(graph_def, outputs)
+        placeholders = needed_placeholders(graph_def, outputs)
         inputs = [
             _input_info(graph, name, source.get("input_shapes") or {}) for name in placeholders
         ]
@@ -102,22 +102,27 @@ class GraphModel:
 
 
 def output_candidates(graph: Any) -> list[str]:
-    """Nodes that look like outputs: not consumed (except by training ops), not a training,
-    saver, initializer or variable op, not a scalar (losses and metrics are); and explicitly
-    named top-level Identity nodes (the TF1 idiom `tf.identity(y, name="prediction")`)."""
+    """Nodes that look like outputs: explicitly named top-level Identity nodes (the TF1 idiom
+    `tf.identity(y, name="prediction")`) when there are any; else nodes not consumed (except by
+    training ops) that are not a training, saver, initializer or variable op, nor a scalar
+    (losses and metrics are)."""
     ops = graph.get_operations()
     training = {op.name for op in ops if _is_training(op)}
     consumed = {inp.op.name for op in ops if op.name not in training for inp in op.inputs} | {
         c.name for op in ops if op.name not in training for c in op.control_inputs
     }
-    candidates = []
+    candidates, named = [], []
     for op in ops:
         if op.name in training or op.type in _NOT_OUTPUT_OPS or not op.outputs:
             continue
-        named = op.type == "Identity" and "/" not in op.name
-        if (op.name not in consumed or named) and op.outputs[0].shape.rank != 0:
+        top_identity = op.type == "Identity" and "/" not in op.name
+        if (op.name not in consumed or top_identity) and op.outputs[0].shape.rank != 0:
             candidates.append(op.name)
-    return candidates
+            if top_identity:
+                named.append(op.name)
+    # A graph's own loose ends (a dynamic_rnn's final states, its zero state) are not outputs
+    # when the author named some.
+    return named or candidates
 
 
 def _is_training(op: Any) -> bool:
@@ -139,7 +144,7 @@ def _only_candidate(graph: Any) -> list[str]:
     )
 
 
-def _needed_placeholders(graph_def: Any, outputs: list[str]) -> list[str]:
+def needed_placeholders(graph_def: Any, outputs: list[str]) -> list[str]:
     """The placeholders the outputs depend on, in graph order."""
     nodes = {n.name: n for n in graph_def.node}
     needed, stack = set(), list(outputs)

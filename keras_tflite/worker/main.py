@@ -27,6 +27,8 @@ def main(argv: list[str]) -> int:
     ..., "modes": [...]}`), each answered with events ending in DONE, until stdin closes."""
     die_with_parent()
     os.nice(int(argv[0]) if argv else 0)  # exports during training yield the cores to training
+    import tensorflow  # noqa: F401 - every job needs it: imported while the caller prepares one
+
     models = ModelCache()
     for line in sys.stdin:
         request = json.loads(line)

@@ -59,6 +59,7 @@ class Worker:
         self._lock = threading.Lock()  # one job at a time
         self.started = 0  # processes started, for the curious and the tests
         self.rss_mb: float | None = None  # the worker's peak memory after its last job
+        self._started_with: dict[str, str] = {}
         self._jobs = 0
         self._first_rss: float | None = None
 
@@ -163,10 +164,20 @@ class Worker:
             )
         return attempts
 
+    def start(self) -> None:
+        """Starts the worker process now (it imports TensorFlow while the caller prepares the
+        first job); jobs start it anyway when it is not running."""
+        with self._lock:
+            self._running()
+
     def _running(self) -> subprocess.Popen:
+        environment = self._environment()
         if self._process is not None and self._process.poll() is None:
-            return self._process
-        self._process = _LAUNCHER.start(self._command(), self._environment(), self.log_path)
+            if environment == self._started_with:
+                return self._process
+            self._stop(self._process, gently=True)  # the caller's environment changed since
+        self._started_with = environment
+        self._process = _LAUNCHER.start(self._command(), environment, self.log_path)
         self.started += 1
         self._jobs, self._first_rss = 0, None
         return self._process
@@ -200,8 +211,8 @@ class Worker:
     def close(self) -> None:
         """Stops the worker and removes its folder."""
         with self._lock:
-            if self._process is not None:
-                self._stop(self._process, gently=True)
+            if self._process is not None:  # one that never had a job has nothing to finish
+                self._stop(self._process, gently=self._jobs > 0)
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> Worker:
