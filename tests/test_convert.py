@@ -138,20 +138,25 @@ def test_result_records_every_strategy_tried_and_why():
     assert statuses[result.strategy].status == "converted"
 
 
-def test_conversions_leave_no_temporary_folders_behind(tmp_path):
+def test_conversions_leave_no_temporary_folders_behind(tmp_path, monkeypatch):
     import tempfile
-    from pathlib import Path
 
-    def ours():
-        return set(Path(tempfile.gettempdir()).glob("keras_tflite_*"))
+    from keras_tflite.worker import shared
 
-    before = ours()
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))  # other tests' folders stay out
+    shared.stop()  # the worker convert() calls share keeps a folder while it lives
     model = build("mlp")
     result = keras_tflite.convert(
         model, sample_inputs(model, 120), strategies=["keras_saved_model"]
     )
     assert result.strategy == "keras_saved_model"
-    assert ours() - before == set()
+    assert [p.name for p in private.iterdir()] == [shared.current().log_path.parent.name]
+    shared.stop()
+    assert list(private.iterdir()) == []
+    tmp_path = tmp_path / "out"
+    tmp_path.mkdir()
     path = result.save(tmp_path / "model.tflite")  # atomically: no temporary file beside it
     assert path.read_bytes() == result.tflite and sorted(tmp_path.iterdir()) == [path]
 

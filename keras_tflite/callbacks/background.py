@@ -83,9 +83,11 @@ class LatestWins:
 
         try:
             if self.busy:
-                epoch = getattr(self.current, "count", 0)
+                with self._lock:  # the thread may not have taken the snapshot up yet
+                    snapshot = self.current or self._pending
+                what = "" if snapshot is None else f" of {_unit(snapshot)} {snapshot.count}"
                 print(
-                    f"keras-tflite: finishing the export of epoch {epoch} before exiting "
+                    f"keras-tflite: finishing the export{what} before exiting "
                     "(Ctrl-C again to abandon it)...",
                     flush=True,
                 )
@@ -94,3 +96,7 @@ class LatestWins:
             print("TFLiteExportCallback: export abandoned; the best model so far is kept.")
         finally:
             supervisor.kill_running()
+
+
+def _unit(snapshot: Any) -> str:
+    return "epoch" if snapshot.epoch >= 0 else "step"  # a TF1 session counts steps

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from keras_tflite.specs import TensorInfo
-from keras_tflite.worker.graphs import needed_placeholders, output_candidates
+from keras_tflite.worker.graphs import input_info, needed_placeholders, output_candidates
 
 
 def resolve(graph: Any, inputs: Any, outputs: Any) -> tuple[list[TensorInfo], list[str]]:
@@ -36,7 +36,8 @@ def resolve(graph: Any, inputs: Any, outputs: Any) -> tuple[list[TensorInfo], li
     )
     placeholders = [op.name for op in graph.get_operations() if op.type == "Placeholder"]
     _check_known(input_names, known, "inputs", placeholders)
-    return [_input_info(graph, name) for name in input_names], output_names
+    fix = "Give the placeholder a shape such as [None, 120, 3]."
+    return [input_info(graph, name, {}, fix) for name in input_names], output_names
 
 
 def freeze(session: Any, output_names: list[str]) -> bytes:
@@ -72,14 +73,3 @@ def _check_known(names: list[str], known: set[str], argument: str, candidates: l
             f"Expected {argument} to name nodes of the session's graph. Received unknown: "
             f"{missing}. Candidates: {candidates}."
         )
-
-
-def _input_info(graph: Any, name: str) -> TensorInfo:
-    tensor = graph.get_tensor_by_name(f"{name}:0")
-    dims = tensor.shape.as_list() if tensor.shape.rank is not None else None
-    if dims is None or None in dims[1:]:
-        raise ValueError(
-            f"Expected a known shape for input {name!r} beyond the batch dimension. Received: "
-            f"{dims}. Give the placeholder a shape such as [None, 120, 3]."
-        )
-    return TensorInfo(name, tuple(dims[1:]), tensor.dtype.name)

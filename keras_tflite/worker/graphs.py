@@ -67,7 +67,7 @@ class GraphModel:
             )
         placeholders = needed_placeholders(graph_def, outputs)
         inputs = [
-            _input_info(graph, name, source.get("input_shapes") or {}) for name in placeholders
+            input_info(graph, name, source.get("input_shapes") or {}) for name in placeholders
         ]
         return cls(graph_def, inputs, outputs)
 
@@ -157,7 +157,11 @@ def needed_placeholders(graph_def: Any, outputs: list[str]) -> list[str]:
     return [n.name for n in graph_def.node if n.op == "Placeholder" and n.name in needed]
 
 
-def _input_info(graph: Any, name: str, overrides: dict[str, list[int]]) -> TensorInfo:
+def input_info(
+    graph: Any, name: str, overrides: dict[str, list[int]], fix: str | None = None
+) -> TensorInfo:
+    """Placeholder `name`'s per-sample shape and dtype; `fix` tells how to give a missing
+    dimension (by default, the CLI's --input-shape)."""
     tensor = graph.get_tensor_by_name(f"{name}:0")
     if name in overrides:
         return TensorInfo(name, tuple(overrides[name][1:]), tensor.dtype.name)
@@ -165,7 +169,7 @@ def _input_info(graph: Any, name: str, overrides: dict[str, list[int]]) -> Tenso
     if dims is None or None in dims[1:]:
         raise ValueError(
             f"Expected a known shape for input {name!r} beyond the batch dimension. Received: "
-            f"{dims}. Pass --input-shape {name}:1,...(every dimension)."
+            f"{dims}. {fix or f'Pass --input-shape {name}:1,...(every dimension).'}"
         )
     return TensorInfo(name, tuple(dims[1:]), tensor.dtype.name)
 

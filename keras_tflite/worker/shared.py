@@ -46,12 +46,24 @@ def give_back() -> None:
             _timer.start()
 
 
+def stop() -> None:
+    """Stops the shared worker now, unless a call is using it (the next call starts another)."""
+    _close(lambda: True)
+
+
 def _close_idle() -> None:
+    timer = threading.current_thread()
+    _close(lambda: timer is _timer)  # else taken again since
+
+
+def _close(still_wanted) -> None:
     global _worker
     with _lock:
-        if _in_use or threading.current_thread() is not _timer:
-            return  # taken again since
+        if _in_use or not still_wanted():
+            return
         worker, _worker = _worker, None
+        if _timer is not None:
+            _timer.cancel()
     if worker is not None:
         atexit.unregister(worker.close)
         worker.close()

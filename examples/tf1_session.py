@@ -1,0 +1,85 @@
+"""Forecast the next hour's temperature the TF1 way, exporting int8 TFLite at every checkpoint.
+
+Placeholders, variables, Adam's `minimize` and a `MonitoredTrainingSession` with a checkpoint
+every 100 steps; `TFLiteExportHook` listens to the checkpoint saver, and keeps the best int8
+model judged in TFLite Micro. The model reads the seed's 120 hourly steps x 3 features through a
+hidden layer (a TF1 `dynamic_rnn` LSTM does not convert yet: docs/tf1-sessions.md).
+
+Run: python examples/tf1_session.py [--steps 600] [--out exports_tf1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import seattle  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_tflite import TFLiteExportHook  # noqa: E402
+
+tf1 = tf.compat.v1
+
+
+def build_graph():
+    """(series placeholder, target placeholder, train op), with a named `prediction`."""
+    series = tf1.placeholder(tf.float32, [None, seattle.STEPS, 3], name="series")
+    target = tf1.placeholder(tf.float32, [None, 1], name="target")
+    init = tf1.glorot_uniform_initializer(seed=0)
+    flat = tf.reshape(series, [-1, seattle.STEPS * 3])
+    w1 = tf1.get_variable("hidden/kernel", [seattle.STEPS * 3, 32], initializer=init)
+    b1 = tf1.get_variable("hidden/bias", [32], initializer=tf1.zeros_initializer())
+    w2 = tf1.get_variable("out/kernel", [32, 1], initializer=init)
+    hidden = tf.nn.relu(tf.matmul(flat, w1) + b1)
+    prediction = tf.identity(tf.matmul(hidden, w2), name="prediction")
+    loss = tf.reduce_mean(tf.square(prediction - target))
+    step = tf1.train.get_or_create_global_step()
+    train_op = tf1.train.AdamOptimizer(1e-3).minimize(loss, global_step=step)
+    return series, target, train_op
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--out", default="exports_tf1")
+    args = parser.parse_args()
+
+    train, val, (_, std) = seattle.windows()
+    rng = np.random.default_rng(0)
+    with tf.Graph().as_default():
+        series, target, train_op = build_graph()
+        hook = TFLiteExportHook(args.out, train, val)  # the one line (plus its listener)
+        saver = tf1.train.CheckpointSaverHook(
+            tempfile.mkdtemp(prefix="tf1_ckpt_"), save_steps=100, listeners=[hook.listener()]
+        )
+        stop = tf1.train.StopAtStepHook(last_step=args.steps)
+        with tf1.train.MonitoredTrainingSession(hooks=[hook, saver, stop]) as session:
+            while not session.should_stop():
+                rows = rng.integers(0, len(train[0]), 64)
+                session.run(train_op, {series: train[0][rows], target: train[1][rows]})
+
+    best = Path(args.out) / "best"
+    manifest = json.loads((best / "manifest.json").read_text())
+    metrics = manifest["metrics"]
+    print(f"\nDeployable model: {best}/ (step {manifest['step']})")
+    print(
+        f"  {manifest['model_bytes']} bytes, ops {manifest['ops']}, "
+        f"TFLite Micro arena {int(metrics['tflite_arena_bytes'])} bytes"
+    )
+    print(
+        f"  forecast MAE {metrics['tflite_val_mae'] * std:.2f} °F (int8, TFLite Micro); "
+        f"int8 vs float {metrics['tflite_mae_vs_float'] * std:.3f} °F in TFLite Micro, "
+        f"{metrics['tflite_litert_mae_vs_float'] * std:.3f} °F in LiteRT"
+    )
+
+
+if __name__ == "__main__":
+    main()
