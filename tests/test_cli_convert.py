@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -171,6 +172,36 @@ def test_a_small_validation_file_is_not_mistaken_for_calibration(tmp_path, recwa
     ]
 
 
+def test_an_unfaithful_conversion_is_written_but_said_and_exits_4(tmp_path, capsys):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = np.linspace(0, 2 * np.pi, 600, dtype=np.float32)[:, None]
+    inputs = keras.Input((1,), name="angle")
+    hidden = keras.layers.Dense(16, "relu")(keras.layers.Dense(16, "relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    model.fit(x, np.sin(x), epochs=60, batch_size=32, verbose=0)
+    model.save(tmp_path / "sine.keras")
+    np.savez(tmp_path / "cal.npz", angle=x[:5])  # the first five angles: 0 to 0.04 rad
+    np.savez(tmp_path / "val.npz", angle=x[::3])
+    code = main(["convert", str(tmp_path / "sine.keras"), "-o", str(tmp_path / "out"),
+                 "--calibration", str(tmp_path / "cal.npz"),
+                 "--validation", str(tmp_path / "val.npz"), "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert code == 4
+    # Flat or not faithful: the callback's verdict, in TFLite Micro, with the CLI's advice.
+    assert re.match(
+        r"(flat-line output|not a faithful copy) in TFLite Micro", report["not_deployable"]
+    )
+    assert (
+        "(calibrated on only 5 samples: pass a --calibration file with more samples)"
+        in (report["not_deployable"])
+    )
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["not_deployable"] == report["not_deployable"]
+
+
 def test_a_broken_keras_archive_is_a_usage_error_that_says_what_is_missing(tmp_path, capsys):
     import zipfile
 
@@ -202,6 +233,7 @@ def test_compare_reports_both_runtimes_against_the_source(tmp_path):
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "calibration" not in run.stderr  # 40 samples to compare on are not a calibration set
     report = json.loads(run.stdout)
     assert report["samples"] == 40
     assert report["tflite_micro"]["runs"]

@@ -247,3 +247,30 @@ def test_every_path_names_the_model_alike(tmp_path):
     helper = f"Quantize{c_identifier(fit['inputs'][0]['name'])}("
     assert helper in (tmp_path / "fit" / "best" / "model_ops.h").read_text()
     assert helper in (tmp_path / "cli" / "model_ops.h").read_text()
+
+
+def test_cli_files_describe_input_i_as_the_tensor_the_device_fills(converted, tmp_path):
+    """`keras-tflite convert` of a saved three-input model: manifest, model_ops.h and the file
+    agree with TFLite Micro on which tensor is input i, and it predicts like the model."""
+    model, data, _ = converted["three"]
+    model.save(tmp_path / "three.keras")
+    np.savez(tmp_path / "cal.npz", **data)
+    code = cli_main(
+        ["convert", str(tmp_path / "three.keras"), "-o", str(tmp_path / "cli"),
+         "--calibration", str(tmp_path / "cal.npz"), "--json"]
+    )  # fmt: skip
+    assert code == 0
+    manifest = json.loads((tmp_path / "cli" / "manifest.json").read_text())
+    assert [t["name"] for t in manifest["inputs"]] == [t.name for t in model.inputs]
+    tflite = (tmp_path / "cli" / "model.tflite").read_bytes()
+    micro = runtime.Interpreter.from_bytes(tflite)
+    header = (tmp_path / "cli" / "model_ops.h").read_text()
+    for i, described in enumerate(manifest["inputs"]):
+        details = micro.get_input_details(i)
+        assert tuple(details["shape"][1:]) == tuple(described["shape"][1:])
+        assert details["quantization_parameters"]["scales"][0] == pytest.approx(described["scale"])
+        assert f"Quantize{c_identifier(described['name'])}(" in header
+    expected = model.predict([data[t.name][:50] for t in model.inputs], verbose=0)
+    got = MicroModel(tflite).predict([data[t.name][:50] for t in model.inputs])
+    for want, have in zip(expected, got):
+        assert float(np.mean(np.abs(want - have))) < 0.05 * float(np.std(want))

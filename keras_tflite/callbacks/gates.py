@@ -29,6 +29,20 @@ RUNTIME_GAP_NOTE_LSB = 4.0
 
 
 @dataclasses.dataclass(frozen=True)
+class Advice:
+    """What to do about a refused export, in the words of the caller's API."""
+
+    more_samples: str = "pass more representative samples, or num_calibration_samples='auto'"
+    find_the_layer: str = "layer_errors=True shows which layer loses the signal"
+
+
+CLI_ADVICE = Advice(
+    more_samples="pass a --calibration file with more samples",
+    find_the_layer="the callback's layer_errors=True shows which layer loses the signal",
+)
+
+
+@dataclasses.dataclass(frozen=True)
 class Gates:
     """Limits an exportable model must meet. None disables one."""
 
@@ -38,7 +52,13 @@ class Gates:
     max_arena_bytes: int | None = None
 
 
-def refusal(judged: Any, logs: dict[str, float], gates: Gates, shortfall: str | None) -> str | None:
+def refusal(
+    judged: Any,
+    logs: dict[str, float],
+    gates: Gates,
+    shortfall: str | None,
+    advice: Advice = Advice(),
+) -> str | None:
     """Why the export is not deployable, or None when it is.
 
     Args:
@@ -46,6 +66,7 @@ def refusal(judged: Any, logs: dict[str, float], gates: Gates, shortfall: str | 
         logs: Its `tflite_*` logs (TFLite Micro's unprefixed, LiteRT's as `tflite_litert_*`).
         gates: The limits.
         shortfall: Why the calibration samples may be too few, when they may be.
+        advice: What to do about it, in the caller's words.
     """
     if judged.error:
         return judged.error
@@ -53,7 +74,7 @@ def refusal(judged: Any, logs: dict[str, float], gates: Gates, shortfall: str | 
         return f"TFLite Micro cannot run it: {judged.micro_error}"
     ratio = logs["tflite_variance_ratio_vs_float"]
     if ratio < FLAT_LINE_VARIANCE_RATIO:
-        cause = _cause(judged, shortfall)
+        cause = _cause(judged, shortfall, advice)
         if _spread_in_steps(judged) < 1.0:
             cause = (
                 " (the float outputs vary by less than one int8 output step: nothing to "
@@ -69,7 +90,7 @@ def refusal(judged: Any, logs: dict[str, float], gates: Gates, shortfall: str | 
                 f"not a faithful copy in TFLite Micro: normalized RMSE vs float {error:.3g} > "
                 f"max_normalized_rmse {gates.max_normalized_rmse:g} (the error is {error:.0%} of "
                 f"the float outputs' spread, {steps:.1f} int8 output steps)"
-                + _cause(judged, shortfall)
+                + _cause(judged, shortfall, advice)
             )
     mae = logs["tflite_mae_vs_float"]
     if gates.max_error is not None and mae > gates.max_error:
@@ -93,18 +114,16 @@ def _spread_in_steps(judged: Any) -> float:
     return max(spreads)
 
 
-def _cause(judged: Any, shortfall: str | None) -> str:
+def _cause(judged: Any, shortfall: str | None, advice: Advice) -> str:
     """What to do about an int8 model that strays: blame calibration only on evidence."""
     result = judged.result
     if result.quantization_aware:
         return " (its ranges were learned in quantization-aware training: train it longer)"
     if shortfall:
-        return (
-            f" ({shortfall}: pass more representative samples, or num_calibration_samples='auto')"
-        )
+        return f" ({shortfall}: {advice.more_samples})"
     return (
         f" although calibration saw {result.num_calibration_samples} samples; "
-        "layer_errors=True shows which layer loses the signal"
+        f"{advice.find_the_layer}"
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_tflite.callbacks import gates
 from keras_tflite.cli.inputs import describe_source, load_arrays, source_of
 from keras_tflite.cli.inspect import micro_check
 from keras_tflite.cli.outcome import ExitCode, UsageError
@@ -85,6 +86,10 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
         report = _report(source, result, judged)
         if judged is not None and judged.error:
             report["judge_error"] = judged.error
+        refused = _refusal(judged, samples)
+        if refused:
+            report["not_deployable"] = refused
+            say(f"not deployable: {refused}", args)
         arena = report.get("tflite_micro", {}).get("arena_bytes")
         if "tflite_micro" not in report:
             report["tflite_micro"] = micro_check(tflite)
@@ -102,7 +107,9 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
         )
         artifacts.write_model_set(out, tflite, manifest, c_symbol=args.c_symbol, extra_files=extra)
         report["directory"] = str(out)
-        return report, ExitCode.OK if report["tflite_micro"]["runs"] else ExitCode.NOT_ON_MICRO
+        if not report["tflite_micro"]["runs"]:
+            return report, ExitCode.NOT_ON_MICRO
+        return report, ExitCode.NOT_FAITHFUL if refused else ExitCode.OK
     finally:
         worker.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -125,6 +132,14 @@ def _calibration_for(args: Any, inputs: list[TensorInfo]):
         )  # fmt: skip
     except ValueError as error:
         raise UsageError(str(error)) from None
+
+
+def _refusal(judged: Any, samples: Any) -> str | None:
+    """Why the callback would not keep this model (judged in TFLite Micro), or None."""
+    if judged is None or judged.error or judged.micro_error or not judged.metrics:
+        return None
+    logs = {f"tflite_{k}": v for k, v in judged.metrics.items()}
+    return gates.refusal(judged, logs, gates.Gates(), samples.shortfall, gates.CLI_ADVICE)
 
 
 def _report(source: dict[str, Any], result: Any, judged: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ class ExitCode(enum.IntEnum):
     FAILED = 1
     USAGE = 2
     NOT_ON_MICRO = 3
+    NOT_FAITHFUL = 4
 
 
 class UsageError(ValueError):
