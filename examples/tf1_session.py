@@ -1,9 +1,10 @@
 """Forecast the next hour's temperature the TF1 way, exporting int8 TFLite at every checkpoint.
 
-Placeholders, variables, Adam's `minimize` and a `MonitoredTrainingSession` with a checkpoint
-every 100 steps; `TFLiteExportHook` listens to the checkpoint saver, and keeps the best int8
-model judged in TFLite Micro. The model reads the seed's 120 hourly steps x 3 features through a
-hidden layer (a TF1 `dynamic_rnn` LSTM does not convert yet: docs/tf1-sessions.md).
+Placeholders, a `tf.compat.v1.nn.dynamic_rnn` over an `LSTMCell(16)`, Adam's `minimize` and a
+`MonitoredTrainingSession` with a checkpoint every 100 steps; `TFLiteExportHook` listens to the
+checkpoint saver and keeps the best int8 model judged in TFLite Micro. The LSTM loop becomes one
+fused UNIDIRECTIONAL_SEQUENCE_LSTM op (docs/tf1-sessions.md). TF1's cells need the Keras 2 that
+TensorFlow still ships (`TF_USE_LEGACY_KERAS=1`, set below before TensorFlow is imported).
 
 Run: python examples/tf1_session.py [--steps 600] [--out exports_tf1]
 """
@@ -14,10 +15,10 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["TF_USE_LEGACY_KERAS"] = "1"  # tf.compat.v1.nn.rnn_cell is Keras 2's (tf_keras)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
@@ -33,16 +34,14 @@ def build_graph():
     """(series placeholder, target placeholder, train op), with a named `prediction`."""
     series = tf1.placeholder(tf.float32, [None, seattle.STEPS, 3], name="series")
     target = tf1.placeholder(tf.float32, [None, 1], name="target")
-    init = tf1.glorot_uniform_initializer(seed=0)
-    flat = tf.reshape(series, [-1, seattle.STEPS * 3])
-    w1 = tf1.get_variable("hidden/kernel", [seattle.STEPS * 3, 32], initializer=init)
-    b1 = tf1.get_variable("hidden/bias", [32], initializer=tf1.zeros_initializer())
-    w2 = tf1.get_variable("out/kernel", [32, 1], initializer=init)
-    hidden = tf.nn.relu(tf.matmul(flat, w1) + b1)
-    prediction = tf.identity(tf.matmul(hidden, w2), name="prediction")
+    cell = tf1.nn.rnn_cell.LSTMCell(16)
+    outputs, _ = tf1.nn.dynamic_rnn(cell, series, dtype=tf.float32)
+    w = tf1.get_variable("out/kernel", [16, 1], initializer=tf1.glorot_uniform_initializer(seed=0))
+    b = tf1.get_variable("out/bias", [1], initializer=tf1.zeros_initializer())
+    prediction = tf.identity(tf.matmul(outputs[:, -1, :], w) + b, name="prediction")
     loss = tf.reduce_mean(tf.square(prediction - target))
     step = tf1.train.get_or_create_global_step()
-    train_op = tf1.train.AdamOptimizer(1e-3).minimize(loss, global_step=step)
+    train_op = tf1.train.AdamOptimizer(1e-2).minimize(loss, global_step=step)
     return series, target, train_op
 
 
@@ -55,10 +54,11 @@ def main() -> None:
     train, val, (_, std) = seattle.windows()
     rng = np.random.default_rng(0)
     with tf.Graph().as_default():
+        tf1.set_random_seed(0)
         series, target, train_op = build_graph()
         hook = TFLiteExportHook(args.out, train, val)  # the one line (plus its listener)
         saver = tf1.train.CheckpointSaverHook(
-            tempfile.mkdtemp(prefix="tf1_ckpt_"), save_steps=100, listeners=[hook.listener()]
+            f"{args.out}/checkpoints", save_steps=100, listeners=[hook.listener()]
         )
         stop = tf1.train.StopAtStepHook(last_step=args.steps)
         with tf1.train.MonitoredTrainingSession(hooks=[hook, saver, stop]) as session:
@@ -67,9 +67,10 @@ def main() -> None:
                 session.run(train_op, {series: train[0][rows], target: train[1][rows]})
 
     best = Path(args.out) / "best"
+    history = (Path(args.out) / "history.jsonl").read_text().splitlines()
     manifest = json.loads((best / "manifest.json").read_text())
     metrics = manifest["metrics"]
-    print(f"\nDeployable model: {best}/ (step {manifest['step']})")
+    print(f"\nDeployable model: {best}/ (step {manifest['step']}, of {len(history)} exports)")
     print(
         f"  {manifest['model_bytes']} bytes, ops {manifest['ops']}, "
         f"TFLite Micro arena {int(metrics['tflite_arena_bytes'])} bytes"

@@ -84,6 +84,56 @@ def test_monitored_training_session_exports_at_each_checkpoint_and_keeps_the_bes
     )
 
 
+def test_summaries_sit_beside_the_sessions_own_with_a_users_metric(tmp_path, data, capsys):
+    from tensorboard.backend.event_processing import plugin_event_accumulator
+
+    def within_half(y_true, y_pred):
+        return np.abs(y_true - y_pred) < 0.5
+
+    train, val = data
+    graph, x, y, prediction, train_op = _graph()
+    with graph.as_default():
+        tf1.summary.scalar("train_loss", tf.reduce_mean(tf.square(prediction - y)))
+        hook = TFLiteExportHook(
+            tmp_path / "exports", train[0], val, every_n_steps=30, blocking=True,
+            metrics=[within_half], monitor="tflite_val_within_half", mode="max",
+        )  # fmt: skip
+        with tf1.train.MonitoredTrainingSession(
+            checkpoint_dir=str(tmp_path / "run"), save_summaries_steps=10, hooks=[hook]
+        ) as session:
+            for bx, by in _batches(train, 60):
+                session.run(train_op, {x: bx, y: by})
+    assert f"TensorBoard summaries in {tmp_path / 'run'}" in capsys.readouterr().out
+    records = _history(tmp_path / "exports")
+    micro = MicroModel((tmp_path / "exports" / "best" / "model.tflite").read_bytes())
+    best = read_manifest(tmp_path / "exports" / "best")
+    share = float(np.mean(within_half(val[1], micro.predict(val[0]))))
+    assert best["monitor"] == "tflite_val_within_half" and best["value"] == pytest.approx(share)
+    assert best["value"] == max(r["metrics"]["tflite_val_within_half"] for r in records)
+
+    def tags(run):
+        accumulator = plugin_event_accumulator.EventAccumulator(str(tmp_path / "run" / run))
+        accumulator.Reload()
+        return accumulator.Tags()
+
+    assert "train_loss" in tags(".")["tensors"]  # the session's own, written by TF1
+    assert {"epoch_loss", "epoch_within_half"} <= set(tags("validation_tflite")["tensors"])
+    assert not (tmp_path / "exports" / "logs").exists()
+
+
+def test_metrics_without_targets_or_as_lambdas_are_refused(tmp_path, data):
+    train, _ = data
+    with pytest.raises(ValueError, match="Received: a lambda"):
+        TFLiteExportHook(tmp_path, train[0], metrics=[lambda t, p: t])
+    with pytest.raises(ValueError, match="Received: 'mae'"):
+        TFLiteExportHook(tmp_path, train[0], metrics="mae")
+    graph, *_ = _graph()
+    with graph.as_default():
+        hook = TFLiteExportHook(tmp_path, train[0], metrics=["mse"])
+        with pytest.raises(ValueError, match=r"to compute metrics=\['mse'\]. Received: 0 target"):
+            hook.begin()
+
+
 def test_a_plain_session_loop_exports_with_one_call_in_the_background(tmp_path, data, capsys):
     train, val = data
     graph, x, y, prediction, train_op = _graph()

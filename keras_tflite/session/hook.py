@@ -7,6 +7,7 @@ import atexit
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,13 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
             validation targets, else "tflite_mae_vs_float".
         blocking: Wait for each export on the training thread. Defaults to False (exports run
             in the background, the latest snapshot wins).
-        log_dir: Where TensorBoard summaries go. Defaults to `directory/logs`.
+        metrics: More metrics of the int8 model on the validation targets: Keras metric names
+            or functions `fn(y_true, y_pred)` returning per-sample or mean values, logged as
+            `tflite_val_<name>` (the function's `__name__`); `monitor` may name one (with
+            `mode` for a function). Defaults to None.
+        log_dir: Where TensorBoard summaries go. Defaults to the session's summary directory
+            (the one its `SummarySaverHook` or `CheckpointSaverHook` writes, so the int8 runs sit
+            beside the training scalars) when there is exactly one, else `directory/logs`.
         Other arguments: as for `TFLiteExportCallback`.
 
     Example:
@@ -94,6 +101,7 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
         num_validation_samples: int = DEFAULT_VALIDATION_SAMPLES,
         seed: int = 0,
         timeout: float = 600.0,
+        metrics: list[str | Callable[[Any, Any], Any]] | None = None,
         log_dir: str | os.PathLike | None = None,
         verbose: int = 1,
     ):
@@ -105,6 +113,7 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
             value = given[name]
             if value is not None and (isinstance(value, bool) or not value > 0):
                 raise ValueError(f"Expected {name} to be a positive number. Received: {value!r}.")
+        self.metrics = _checked_metrics(metrics)
         self.directory = Path(directory)
         options.check_writable(self.directory)
         timed = every_n_steps is not None or every_n_secs is not None
@@ -140,7 +149,7 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
             timeout=self.timeout,
             niceness=0 if self.blocking else 10,
         )
-        config = _task(graph, exporter)
+        config = _task(graph, exporter, self.metrics)
         key = self.monitor or ("tflite_val_loss" if config else "tflite_mae_vs_float")
         monitor = Monitor(key, self.mode, self.min_delta)
         monitor.resolve(config)
@@ -148,7 +157,6 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
         previous = store.best_manifest()
         if previous is not None and previous.get("monitor") == key:
             monitor.best = previous["value"]  # a resumed run only replaces a better best
-        log_dir = str(self.log_dir or self.directory / "logs")
         self._pipeline = ExportPipeline(
             exporter,
             monitor=monitor,
@@ -156,7 +164,7 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
                 self.max_normalized_rmse, self.max_error, self.max_model_bytes, self.max_arena_bytes
             ),
             store=store,
-            summaries=ExportSummaries(log_dir),
+            summaries=ExportSummaries(self.log_dir or self.directory / "logs"),
             compile_config=config,
             c_symbol=self.c_symbol,
             draw=False,
@@ -164,8 +172,21 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
         )
         self._queue = LatestWins(self._pipeline.process, self.timeout * 2 + 300)
         atexit.register(self._finish_at_exit)
-        if self.verbose:
-            print(f"TFLiteExportHook: TensorBoard summaries in {log_dir}", flush=True)
+        self._told_log_dir = False
+
+    def after_create_session(self, session, coord) -> None:
+        """Every hook has begun: the session's summary directory, if any, is known now."""
+        if self.log_dir is None and self._pipeline is not None:
+            found = _session_summary_dir()
+            if found is not None:
+                self._pipeline.summaries.log_dir = found
+        self._tell_log_dir()
+
+    def _tell_log_dir(self) -> None:
+        if self.verbose and not self._told_log_dir and self._pipeline is not None:
+            where = self._pipeline.summaries.log_dir
+            print(f"TFLiteExportHook: TensorBoard summaries in {where}", flush=True)
+        self._told_log_dir = True
 
     def before_run(self, run_context):
         if self._global_step is None:
@@ -208,6 +229,7 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
         converts and judges in the worker (in the background unless `blocking`)."""
         if self._pipeline is None:
             self.begin()
+        self._tell_log_dir()
         step = self._current_step(session) if global_step is None else int(global_step)
         self._last_exported = step
         frozen = freeze(session, self._pipeline.exporter.outputs)
@@ -260,13 +282,52 @@ class _ExportOnSave(tf1.train.CheckpointSaverListener):
         self._hook.export(session, global_step_value)
 
 
-def _task(graph: Any, exporter: SessionExporter) -> dict[str, Any] | None:
-    """The loss and metric the int8 model is scored with, from the validation targets: integer
-    class ids against a multi-class output are a classification, anything else a regression."""
+def _task(graph: Any, exporter: SessionExporter, metrics: list[Any]) -> dict[str, Any] | None:
+    """The loss and metrics the int8 model is scored with, from the validation targets: integer
+    class ids against a multi-class output are a classification, anything else a regression;
+    then the user's `metrics`."""
     targets = exporter.validation.targets
     if not targets or len(targets) != 1 or len(exporter.outputs) != 1:
+        if metrics:
+            raise ValueError(
+                "Expected validation_data with one target array, for one output, to compute "
+                f"metrics={[_metric_name(m) for m in metrics]}. Received: "
+                f"{len(targets or [])} target arrays for outputs {exporter.outputs}."
+            )
         return None
     width = graph.get_tensor_by_name(f"{exporter.outputs[0]}:0").shape.as_list()[-1]
     if np.issubdtype(targets[0].dtype, np.integer) and (width or 1) > 1:
-        return {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
-    return {"loss": "mse", "metrics": ["mae"]}
+        return {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy", *metrics]}
+    return {"loss": "mse", "metrics": ["mae", *metrics]}
+
+
+def _checked_metrics(metrics: Any) -> list[Any]:
+    given = [] if metrics is None else list(metrics) if isinstance(metrics, (list, tuple)) else None
+    if given is None or not all(isinstance(m, str) or callable(m) for m in given):
+        raise ValueError(
+            "Expected metrics to be a list of Keras metric names or functions "
+            f"fn(y_true, y_pred). Received: {metrics!r}."
+        )
+    for metric in given:
+        if isinstance(metric, str):
+            import keras
+
+            keras.metrics.get(metric)  # raises ValueError naming an unknown metric
+        elif _metric_name(metric) == "<lambda>":
+            raise ValueError(
+                "Expected metric functions with names (def f(y_true, y_pred): ...), logged as "
+                "tflite_val_<name>. Received: a lambda."
+            )
+    return given
+
+
+def _metric_name(metric: Any) -> str:
+    return metric if isinstance(metric, str) else getattr(metric, "__name__", repr(metric))
+
+
+def _session_summary_dir() -> str | None:
+    """The one folder the session's hooks write summaries to (TF1 keeps a writer per folder in
+    `FileWriterCache`; SummarySaverHook and CheckpointSaverHook open theirs at `begin`)."""
+    cache = getattr(tf1.summary.FileWriterCache, "_cache", {})
+    folders = sorted({os.fspath(folder) for folder in cache})
+    return folders[0] if len(folders) == 1 else None

@@ -10,6 +10,7 @@ import numpy as np
 
 from keras_tflite import formats
 from keras_tflite.specs import TensorInfo
+from keras_tflite.worker import graph_rnn
 
 # Ops that never carry a model's output: training, saving, initialization, variables, summaries.
 _NOT_OUTPUT_OPS = {
@@ -50,6 +51,8 @@ class GraphModel:
 
     def __init__(self, graph_def: Any, inputs: list[TensorInfo], outputs: list[str]):
         self.graph_def, self.infos, self.output_names = graph_def, inputs, outputs
+        # What converts: the graph with its TF1 LSTM and GRU loops rebuilt (checked).
+        self.convertible, self.notes = graph_rnn.rebuild_recurrent_loops(graph_def, inputs, outputs)
 
     @classmethod
     def from_graph_def(cls, graph_def: Any, source: dict[str, Any]) -> GraphModel:
@@ -94,7 +97,7 @@ class GraphModel:
         import tensorflow as tf
 
         path = job_dir / "frozen_graph.pb"
-        path.write_bytes(self.graph_def.SerializeToString())
+        path.write_bytes(self.convertible.SerializeToString())
         shapes = {i.name: [batch_size, *i.shape] for i in self.infos}
         return tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
             str(path), [i.name for i in self.infos], self.output_names, shapes

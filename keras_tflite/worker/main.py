@@ -92,7 +92,9 @@ def handle(job_dir: Path, modes: list[str], models: ModelCache) -> Exit:
         try:
             converted = _convert(name, model, job_dir, job, models.templates)
         except Exception as error:  # noqa: BLE001 - a failed strategy is recorded, the next runs
-            reason = f"{type(error).__name__}: {_one_line(error)}"
+            reason = "; ".join(
+                [f"{type(error).__name__}: {_one_line(error)}", *getattr(model, "notes", [])]
+            )  # a graph's notes say which recurrent loops were left as loops, and why
             attempt = Attempt(name, "failed", reason, _since(began))
             protocol.emit(job_dir, Event.ATTEMPT, attempt.to_json())
             continue

@@ -47,19 +47,42 @@ def _fused_lstm(
     time_major=False,
 ):
     """Keras 3's `backend.lstm` hook, answered by tf_keras' fusable implementation."""
-    from tf_keras.src.layers.rnn import lstm as tf_keras_lstm
-
     standard = _named(activation) == "tanh" and _named(recurrent_activation) == "sigmoid"
 
     if mask is not None or unroll or bias is None or not standard:
         raise NotImplementedError  # Keras falls back to its generic loop.
+    return fusable_lstm(
+        inputs,
+        (initial_state_h, initial_state_c),
+        (_value(kernel), _value(recurrent_kernel), _value(bias)),
+        return_sequences=return_sequences,
+        go_backwards=go_backwards,
+        time_major=time_major,
+    )
+
+
+def fusable_lstm(inputs, states, weights, return_sequences, go_backwards=False, time_major=False):
+    """tf_keras' LSTM that the converter fuses into one UNIDIRECTIONAL_SEQUENCE_LSTM op.
+
+    Args:
+        inputs: The sequence.
+        states: The initial (h, c).
+        weights: (kernel, recurrent_kernel, bias) in Keras' layout (gates i, f, c, o).
+        return_sequences, go_backwards, time_major: As for a Keras LSTM.
+
+    Returns:
+        (last output, outputs, [h, c]). A function whose h or c is read is not fused.
+    """
+    from tf_keras.src.layers.rnn import lstm as tf_keras_lstm
+
+    kernel, recurrent_kernel, bias = weights
     last, outputs, h, c, _ = tf_keras_lstm.lstm_with_backend_selection(
         inputs=inputs,
-        init_h=initial_state_h,
-        init_c=initial_state_c,
-        kernel=_value(kernel),
-        recurrent_kernel=_value(recurrent_kernel),
-        bias=_value(bias),
+        init_h=states[0],
+        init_c=states[1],
+        kernel=kernel,
+        recurrent_kernel=recurrent_kernel,
+        bias=bias,
         mask=None,
         time_major=time_major,
         go_backwards=go_backwards,
@@ -70,7 +93,7 @@ def _fused_lstm(
     return last, outputs, [h, c]
 
 
-def _scale_barrier(hidden: Any) -> Any:
+def scale_barrier(hidden: Any) -> Any:
     """An identity FULLY_CONNECTED after a fused LSTM, so its output keeps its own int8 scale.
 
     Without it the quantizer pushes a downstream CONCATENATION's scale (Bidirectional's merge, a
@@ -106,7 +129,7 @@ def needs_scale_barrier(model: Any) -> bool:
 
 def _fused_lstm_with_barrier(*args, **kwargs):
     last, outputs, states = _fused_lstm(*args, **kwargs)
-    return _scale_barrier(last), _scale_barrier(outputs), states
+    return scale_barrier(last), scale_barrier(outputs), states
 
 
 @contextlib.contextmanager
@@ -355,7 +378,7 @@ def tf_keras_forms(barrier: bool) -> Iterator[None]:
         last, outputs, h, c, runtime = original_lstm(**kwargs)
         if not barrier:
             return last, outputs, h, c, runtime
-        return _scale_barrier(last), _scale_barrier(outputs), h, c, runtime
+        return scale_barrier(last), scale_barrier(outputs), h, c, runtime
 
     backend.rnn = _compact_tf_keras_rnn(original_rnn)
     lstm.lstm_with_backend_selection = lstm_with_barrier

@@ -1,0 +1,421 @@
+"""TF1 recurrent loops in frozen graphs, rebuilt in forms that convert to int8, same weights.
+
+`tf.compat.v1.nn.dynamic_rnn` over an `LSTMCell`/`BasicLSTMCell`/`GRUCell` (and a graph-mode
+tf_keras LSTM layer) freezes into a while loop whose batch comes from `tf.shape` and whose steps
+go through tensor lists: the converter fails on it ("Lowering tensor list ops is failed"), and
+unrolled it would be large. Each loop is found by its name scope (`<scope>/while`), its weights
+by their shapes, and what leaves the loop (the sequence, the final state) by value: the loop and
+the rebuilt layer run on the same random input, and every tensor leaving the loop must match one
+of the rebuilt layer's. An LSTM becomes tf_keras' fusable LSTM (one UNIDIRECTIONAL_SEQUENCE_LSTM
+op); a GRU, which has no fused op, a compact loop whose every variable changes each step (as the
+Keras bridge's, `rnn.py`). The rewritten graph is kept only when its outputs equal the original's;
+otherwise the loop stays as it was, with a note saying why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from keras_tflite.specs import TensorInfo
+from keras_tflite.worker import rnn
+
+_LOOP_OPS = ("While", "StatelessWhile", "Enter")
+_TOLERANCE = 1e-4  # float32 sums in another order: relative to the values' size
+
+
+@dataclasses.dataclass
+class _Layer:
+    """One recurrent layer in Keras' layout (LSTM gates i, f, c, o; GRU z, r, h with the reset
+    before the recurrent kernel), and which loop tensors it replaces."""
+
+    kind: str  # "lstm" | "gru"
+    sequence: str  # the loop's input, batch-major
+    kernel: np.ndarray
+    recurrent: np.ndarray
+    bias: np.ndarray
+    replaces: dict[str, str]  # loop tensor -> "sequence" | "h"
+
+
+def rebuild_recurrent_loops(graph_def: Any, inputs: list[TensorInfo], outputs: list[str]):
+    """`graph_def` with each recognised LSTM or GRU loop replaced, and a note per loop left.
+
+    Returns:
+        (graph_def, notes): the graph to convert (the original when nothing was replaced).
+    """
+    scopes = _loop_scopes(graph_def)
+    if not scopes:
+        return graph_def, []
+    feed = _random_feed(inputs)
+    notes, found = [], {}
+    for scope in scopes:
+        try:
+            found[scope] = _recognise(graph_def, scope, outputs, feed)
+        except _NotRecognised as reason:
+            notes.append(f"the loop {scope}while stays a loop: {reason}")
+    if not found:
+        return graph_def, notes
+    fused = _rewrite(graph_def, found, outputs)
+    difference = _largest_difference(graph_def, fused, inputs, outputs, feed)
+    if difference > _TOLERANCE:
+        notes.append(
+            f"the loops {sorted(found)} stay loops: rebuilt, the graph's "
+            f"outputs differ by {difference:.2g}"
+        )
+        return graph_def, notes
+    return fused, notes
+
+
+class _NotRecognised(Exception):
+    """This loop is not one LSTM or GRU that can be rebuilt (the message says why)."""
+
+
+def _loop_scopes(graph_def: Any) -> list[str]:
+    """Name scopes (`rnn/`) that hold a while loop, outermost first."""
+    scopes = set()
+    for node in graph_def.node:
+        if node.op in _LOOP_OPS and "/while" in node.name:
+            scopes.add(node.name.split("/while")[0] + "/")
+    return sorted(scopes, key=len)
+
+
+def _random_feed(inputs: list[TensorInfo]) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    feed = {}
+    for info in inputs:
+        shape = (3, *info.shape)
+        if np.dtype(info.dtype).kind == "f":
+            feed[f"{info.name}:0"] = rng.normal(0, 1, shape).astype(info.dtype)
+        else:
+            feed[f"{info.name}:0"] = np.zeros(shape, info.dtype)
+    return feed
+
+
+def _tensor(name: str) -> str:
+    node, _, index = name.lstrip("^").partition(":")
+    return f"{node}:{index or 0}"
+
+
+def _recognise(graph_def: Any, scope: str, outputs: list[str], feed: dict) -> _Layer:
+    from tensorflow.python.framework import tensor_util
+
+    inside = {n.name for n in graph_def.node if n.name.startswith(scope)}
+    entering, leaving, weights = set(), set(), []
+    for node in graph_def.node:
+        for name in node.input:
+            if name.startswith("^"):
+                continue
+            source = _tensor(name).split(":")[0]
+            if node.name in inside and source not in inside:
+                entering.add(_tensor(name))
+            elif node.name not in inside and source in inside and not _training(node.name):
+                leaving.add(_tensor(name))
+        if node.name in inside and node.op == "Const":
+            value = tensor_util.MakeNdarray(node.attr["value"].tensor)
+            if value.dtype == np.float32 and value.ndim in (1, 2) and value.size > 1:
+                weights.append(value)
+    leaving |= {f"{o}:0" for o in outputs if o in inside}
+    fed = _fed(graph_def, {name.split(":")[0] for name in feed})
+    # Not loop machinery: constants, and the accumulators training hands a forward loop.
+    entering = {n for n in entering if n.split(":")[0] in fed and not _training(n)}
+    if len(entering) != 1:
+        raise _NotRecognised(
+            f"it reads {sorted(entering)} from outside (one input sequence expected: no "
+            "sequence_length or initial_state)"
+        )
+    (sequence,) = entering
+    values = _run(graph_def, [sequence, *sorted(leaving)], feed)
+    x, loop = values[0], dict(zip(sorted(leaving), values[1:]))
+    if x.ndim != 3:
+        raise _NotRecognised(
+            f"its input {sequence} has shape {x.shape}, not (batch, time, features)"
+        )
+    candidates = _layouts(weights, x.shape[-1], _scalars(graph_def, scope))
+    for kind, kernel, recurrent, bias in candidates:
+        reference = _REFERENCES[kind](x, kernel, recurrent, bias)
+        replaces = _match(loop, reference)
+        if replaces is not None and "c" in replaces.values():
+            raise _NotRecognised("the graph reads its final cell state c, which the fused op lacks")
+        if replaces is not None:
+            if kind == "gru":  # without a sequence to keep, the loop needs no buffer
+                replaces = _last_steps(graph_def, replaces, feed, reference["h"])
+            return _Layer(kind, sequence, kernel, recurrent, bias, replaces)
+    shapes = [w.shape for w in weights]
+    raise _NotRecognised(
+        f"no LSTM or GRU with weights of shapes {shapes} gives what leaves it (peepholes, "
+        "projection, cell_clip, another activation or another cell)"
+    )
+
+
+def _last_steps(graph_def: Any, replaces: dict, feed: dict, h: np.ndarray) -> dict[str, str]:
+    """`replaces` with a sequence whose readers all take its last step (`outputs[:, -1]`)
+    replaced by those readers' outputs, as the final h."""
+    result = dict(replaces)
+    for name, role in replaces.items():
+        if role != "sequence":
+            continue
+        readers = [
+            f"{n.name}:0"
+            for n in graph_def.node
+            if any(_tensor(i) == name for i in n.input if not i.startswith("^"))
+        ]
+        values = _run(graph_def, readers, feed) if readers else []
+        if readers and all(
+            v.shape == h.shape and np.allclose(v, h, atol=_TOLERANCE) for v in values
+        ):
+            del result[name]
+            result |= dict.fromkeys(readers, "h")
+    return result
+
+
+def _training(name: str) -> bool:
+    """A gradient node: training's accumulators, which a frozen training graph's loop keeps."""
+    return name.startswith("gradients/")
+
+
+def _fed(graph_def: Any, placeholders: set[str]) -> set[str]:
+    """The nodes whose values depend on the placeholders (the rest are constants)."""
+    consumers: dict[str, list[str]] = {}
+    for node in graph_def.node:
+        for name in node.input:
+            consumers.setdefault(_tensor(name).split(":")[0], []).append(node.name)
+    found, stack = set(placeholders), list(placeholders)
+    while stack:
+        for name in consumers.get(stack.pop(), []):
+            if name not in found:
+                found.add(name)
+                stack.append(name)
+    return found
+
+
+def _layouts(weights: list[np.ndarray], features: int, forget_biases: list[float]):
+    """Candidate (kind, kernel, recurrent, bias) in Keras' layout that these weights may be."""
+    matrices = sorted((w for w in weights if w.ndim == 2), key=lambda w: -w.shape[1])
+    vectors = sorted((w for w in weights if w.ndim == 1), key=lambda w: -w.size)
+    if len(vectors) == 1 and len(matrices) in (1, 2) and vectors[0].size % 4 == 0:
+        yield from _lstm_layouts(matrices, vectors[0], features, forget_biases)
+    if len(vectors) == 2 and len(matrices) == 2:
+        yield from _gru_layouts(matrices, vectors, features)
+
+
+def _lstm_layouts(matrices, bias, features: int, forget_biases: list[float]):
+    units = bias.size // 4
+    if len(matrices) == 1 and matrices[0].shape == (features + units, 4 * units):
+        # A TF1 cell: one [x, h] kernel, gates i, j (the candidate), f, o; forget_bias added.
+        i, j, f, o = np.split(matrices[0], 4, axis=1)
+        bi, bj, bf, bo = np.split(bias, 4)
+        kernel = np.concatenate([i, f, j, o], axis=1)
+        for forget in forget_biases:
+            yield (
+                "lstm",
+                kernel[:features],
+                kernel[features:],
+                np.concatenate([bi, bf + forget, bj, bo]),
+            )
+    by_rows = {m.shape[0]: m for m in matrices}
+    if len(matrices) == 2 and {features, units} == set(by_rows) and features != units:
+        yield "lstm", by_rows[features], by_rows[units], bias  # a Keras layer: i, f, c, o
+
+
+def _gru_layouts(matrices, vectors, features: int):
+    """TF1's GRUCell: gates [x, h] -> (r, u), candidate [x, r * h] -> c; h = u h + (1 - u) c.
+    That is Keras' GRU with reset_after=False, its z being TF1's u."""
+    (gates, candidate), (gate_bias, candidate_bias) = matrices, vectors
+    units = candidate.shape[1]
+    if gates.shape != (features + units, 2 * units) or candidate.shape[0] != features + units:
+        return
+    r, u = np.split(gates, 2, axis=1)
+    kernel = np.concatenate([u, r, candidate], axis=1)
+    br, bu = np.split(gate_bias, 2)
+    yield "gru", kernel[:features], kernel[features:], np.concatenate([bu, br, candidate_bias])
+
+
+def _scalars(graph_def: Any, scope: str) -> list[float]:
+    """forget_bias candidates: 1.0 (both TF1 cells' default), 0.0, and the loop's float scalars."""
+    from tensorflow.python.framework import tensor_util
+
+    found = [1.0, 0.0]
+    bodies = [f.node_def for f in graph_def.library.function if "while" in f.signature.name]
+    nodes = [n for n in graph_def.node if n.name.startswith(scope)]
+    for node in [*nodes, *(n for body in bodies for n in body)]:
+        if node.op == "Const" and node.attr["value"].tensor.dtype == 1:  # DT_FLOAT
+            value = tensor_util.MakeNdarray(node.attr["value"].tensor)
+            if value.size == 1 and float(value) not in found and len(found) < 24:
+                found.append(float(value))
+    return found
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-v))
+
+
+def _reference_lstm(x, kernel, recurrent, bias) -> dict[str, np.ndarray]:
+    """Keras' LSTM (sigmoid gates, tanh) in float64 numpy: the sequence, and the final h, c."""
+    x = x.astype(np.float64)
+    batch, units = x.shape[0], recurrent.shape[0]
+    h, c, sequence = np.zeros((batch, units)), np.zeros((batch, units)), []
+    for t in range(x.shape[1]):
+        i, f, g, o = np.split(x[:, t] @ kernel + h @ recurrent + bias, 4, axis=1)
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h = _sigmoid(o) * np.tanh(c)
+        sequence.append(h)
+    return {"sequence": np.stack(sequence, axis=1), "h": h, "c": c}
+
+
+def _reference_gru(x, kernel, recurrent, bias) -> dict[str, np.ndarray]:
+    """Keras' GRU (reset_after=False, sigmoid gates, tanh) in float64 numpy."""
+    x = x.astype(np.float64)
+    units = recurrent.shape[0]
+    h, sequence = np.zeros((x.shape[0], units)), []
+    for t in range(x.shape[1]):
+        inputs = x[:, t] @ kernel + bias
+        z, r = np.split(_sigmoid(inputs[:, : 2 * units] + h @ recurrent[:, : 2 * units]), 2, 1)
+        candidate = np.tanh(inputs[:, 2 * units :] + (r * h) @ recurrent[:, 2 * units :])
+        h = z * h + (1 - z) * candidate
+        sequence.append(h)
+    return {"sequence": np.stack(sequence, axis=1), "h": h}
+
+
+_REFERENCES = {"lstm": _reference_lstm, "gru": _reference_gru}
+
+
+def _match(loop: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict | None:
+    """Which rebuilt tensor each loop tensor is, when every one is one."""
+    replaces = {}
+    for name, value in loop.items():
+        for role, expected in reference.items():
+            if value.shape == expected.shape and np.allclose(value, expected, atol=_TOLERANCE):
+                replaces[name] = role
+                break
+        else:
+            return None
+    return replaces
+
+
+def _run(graph_def: Any, fetches: list[str], feed: dict) -> list[np.ndarray]:
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    with tf.compat.v1.Session(graph=graph) as session:
+        return session.run(fetches, feed)
+
+
+def _rewrite(graph_def: Any, found: dict[str, _Layer], outputs: list[str]) -> Any:
+    """The graph with each loop's consumers reading its rebuilt layer instead, loops pruned."""
+    import tensorflow as tf
+    from tensorflow.python.framework import graph_util_impl
+
+    graph = tf.Graph()
+    renamed = {}
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+        for n, (scope, layer) in enumerate(sorted(found.items())):
+            x = graph.get_tensor_by_name(layer.sequence)
+            with tf.name_scope(f"keras_tflite_{layer.kind}_{n}"):
+                if layer.kind == "lstm":
+                    barrier = _meets_concatenation(graph_def, set(layer.replaces))
+                    built = _fused(x, layer, barrier)
+                else:
+                    built = _compact_gru(x, layer)
+            renamed |= {loop: built[role].name for loop, role in layer.replaces.items()}
+    rewritten = graph.as_graph_def()
+    for node in rewritten.node:
+        for k, name in enumerate(node.input):
+            if not name.startswith("^") and _tensor(name) in renamed:
+                node.input[k] = renamed[_tensor(name)]
+    kept = set(outputs)
+    for output in outputs:  # an output inside a loop's scope becomes an Identity of its twin
+        tensor = f"{output}:0"
+        if tensor in renamed:
+            node = next(n for n in rewritten.node if n.name == output)
+            node.Clear()
+            node.name, node.op = output, "Identity"
+            node.input.append(renamed[tensor])
+            node.attr["T"].type = 1
+    return graph_util_impl.extract_sub_graph(rewritten, sorted(kept))
+
+
+def _meets_concatenation(graph_def: Any, leaving: set[str]) -> bool:
+    """Whether what leaves the loop flows into a concatenation (see `rnn.scale_barrier`)."""
+    consumers: dict[str, list[Any]] = {}
+    for node in graph_def.node:
+        for name in node.input:
+            consumers.setdefault(_tensor(name).split(":")[0], []).append(node)
+    seen, stack = set(), [name.split(":")[0] for name in leaving]
+    while stack:
+        for node in consumers.get(stack.pop(), []):
+            if node.op in ("ConcatV2", "Pack"):
+                return True
+            if node.name not in seen:
+                seen.add(node.name)
+                stack.append(node.name)
+    return False
+
+
+def _fused(x: Any, lstm: _Layer, barrier: bool) -> dict[str, Any]:
+    """tf_keras' fusable LSTM on `x` (batch-major), batch taken from `x` as the loop's was:
+    its sequence, and its final h."""
+    import tensorflow as tf
+
+    units = lstm.recurrent.shape[0]
+    zeros = tf.zeros(tf.stack([tf.shape(x)[0], units]))
+    weights = (tf.constant(lstm.kernel), tf.constant(lstm.recurrent), tf.constant(lstm.bias))
+    _, sequence, _ = rnn.fusable_lstm(x, (zeros, zeros), weights, return_sequences=True)
+    # The final h is the sequence's last step: the fused op has no state outputs, and a
+    # function whose states are read is not fused.
+    if barrier:
+        sequence = rnn.scale_barrier(sequence)
+    return {"sequence": tf.identity(sequence), "h": tf.identity(sequence[:, -1, :])}
+
+
+def _compact_gru(x: Any, gru: _Layer) -> dict[str, Any]:
+    """The GRU as a while loop over time whose every variable changes each step (the input rows
+    rotate, the sequence buffer shifts: a loop-invariant tensor crashes the int8 calibrator)."""
+    import tensorflow as tf
+
+    units = gru.recurrent.shape[0]
+    kernel, recurrent = tf.constant(gru.kernel), tf.constant(gru.recurrent)
+    bias = tf.constant(gru.bias)
+    rows = tf.transpose(x, [1, 0, 2])  # [time, batch, features]
+    steps = x.shape[1]
+
+    def body(t, h, rows, buffer):
+        inputs = tf.matmul(rows[0], kernel) + bias
+        gates = tf.sigmoid(inputs[:, : 2 * units] + tf.matmul(h, recurrent[:, : 2 * units]))
+        z, r = tf.split(gates, 2, axis=-1)
+        candidate = tf.tanh(inputs[:, 2 * units :] + tf.matmul(r * h, recurrent[:, 2 * units :]))
+        h = candidate + z * (h - candidate)
+        rotated = tf.concat([rows[1:], rows[:1]], 0)
+        if buffer is None:
+            return t + 1, h, rotated
+        return t + 1, h, rotated, tf.concat([buffer[1:], h[None]], 0)
+
+    h0 = tf.zeros(tf.stack([tf.shape(x)[0], units]))
+    if "sequence" not in gru.replaces.values():
+        _, h, _ = tf.while_loop(
+            lambda t, *_: t < steps,
+            lambda t, h, rows: body(t, h, rows, None),
+            [tf.constant(0), h0, rows],
+            maximum_iterations=steps,
+        )
+        return {"h": tf.identity(h)}
+    # The buffer starts with values in the state's range (zeros would be kept as float32).
+    seed = tf.tanh(tf.einsum("tbf,fu->tbu", rows, kernel[:, :units]))
+    _, h, _, buffer = tf.while_loop(
+        lambda t, *_: t < steps, body, [tf.constant(0), h0, rows, seed], maximum_iterations=steps
+    )
+    return {"sequence": tf.transpose(buffer, [1, 0, 2]), "h": tf.identity(h)}
+
+
+def _largest_difference(original, fused, inputs, outputs, feed) -> float:
+    """The largest output difference, relative to the outputs' size."""
+    fetches = [f"{o}:0" for o in outputs]
+    before, after = _run(original, fetches, feed), _run(fused, fetches, feed)
+    return max(
+        float(np.max(np.abs(a - b))) / (1.0 + float(np.max(np.abs(a))))
+        for a, b in zip(before, after)
+    )

@@ -1,0 +1,117 @@
+"""TF1 recurrent graphs (`dynamic_rnn` over the TF1 LSTM and GRU cells, a graph-mode tf_keras LSTM
+layer) converted from live sessions: one fused LSTM op or one compact GRU loop, right against the
+float graph in TFLite Micro."""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+# What tf.compat.v1.nn.rnn_cell and tf.compat.v1.keras.layers.LSTM are with TF_USE_LEGACY_KERAS=1
+# (this process runs Keras 3, where the former raises and the latter is Keras 3's).
+from tf_keras.src.layers.rnn import legacy_cells, lstm_v1
+
+import keras_tflite
+from keras_tflite import MicroModel
+
+pytestmark = pytest.mark.slow  # real training, conversions and runtimes
+
+tf1 = tf.compat.v1
+STEPS, FEATURES, UNITS = 12, 2, 16
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = np.cumsum(rng.normal(0, 0.3, (700, STEPS, FEATURES)), axis=1).astype(np.float32)
+    y = (x[:, -1, :1] + 0.5 * x[:, :, 1:].mean(axis=1)).astype(np.float32)
+    return (x[:500], y[:500]), (x[500:], y[500:])
+
+
+@contextlib.contextmanager
+def _control_flow(version: int):
+    """Graphs built with TF1's while loops (Enter/Exit) or TF2's (a While op)."""
+    if version == 1:
+        tf1.disable_control_flow_v2()
+    try:
+        yield
+    finally:
+        tf1.enable_control_flow_v2()
+
+
+def _recurrent(kind: str, series):
+    """The last hidden state of a TF1 recurrent layer of `kind` over `series`."""
+    if kind == "keras_layer":
+        return lstm_v1.LSTM(UNITS, recurrent_activation="sigmoid")(series)
+    if kind == "basic_cell_state":  # forget_bias 0.5, the state tuple's h, joined to a feature
+        cell = legacy_cells.BasicLSTMCell(UNITS, forget_bias=0.5)
+        _, state = tf1.nn.dynamic_rnn(cell, series, dtype=tf.float32)
+        return tf.concat([state.h, series[:, -1, :]], axis=1)
+    if kind == "gru_cell":
+        outputs, _ = tf1.nn.dynamic_rnn(legacy_cells.GRUCell(UNITS), series, dtype=tf.float32)
+        return outputs[:, -1, :]
+    if kind == "cell_state_c":
+        _, state = tf1.nn.dynamic_rnn(legacy_cells.LSTMCell(UNITS), series, dtype=tf.float32)
+        return tf.concat([state.h, state.c], axis=1)
+    outputs, _ = tf1.nn.dynamic_rnn(legacy_cells.LSTMCell(UNITS), series, dtype=tf.float32)
+    return outputs[:, -1, :]
+
+
+def _trained_session(kind: str, train, steps: int = 150):
+    """(session, graph's prediction on `train`'s first rows) after Adam on a TF1 LSTM graph."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(0)
+        series = tf1.placeholder(tf.float32, [None, STEPS, FEATURES], name="series")
+        target = tf1.placeholder(tf.float32, [None, 1], name="target")
+        hidden = _recurrent(kind, series)
+        weights = tf1.get_variable("head/kernel", [hidden.shape[-1], 1])
+        prediction = tf.identity(tf.matmul(hidden, weights), name="prediction")
+        loss = tf.reduce_mean(tf.square(prediction - target))
+        train_op = tf1.train.AdamOptimizer(0.01).minimize(loss)
+        session = tf1.Session(graph=graph)
+        session.run(tf1.global_variables_initializer())
+        rng = np.random.default_rng(0)
+        for _ in range(steps):
+            rows = rng.integers(0, len(train[0]), 32)
+            session.run(train_op, {series: train[0][rows], target: train[1][rows]})
+    return session
+
+
+@pytest.mark.parametrize(
+    "kind,control_flow",
+    [("cell", 2), ("cell", 1), ("basic_cell_state", 2), ("keras_layer", 2), ("gru_cell", 1)],
+)
+def test_a_tf1_recurrent_layer_converts_compactly_and_runs_right_in_tflite_micro(
+    data, kind, control_flow
+):
+    train, val = data
+    with _control_flow(control_flow):
+        session = _trained_session(kind, train)
+    with session, session.graph.as_default():
+        expected = session.run("prediction:0", {"series:0": val[0]})
+        result = keras_tflite.convert_session(session, train[0])
+    gru = kind == "gru_cell"
+    if gru:  # no fused GRU op exists: one compact loop
+        assert result.ops.count("WHILE") == 1
+    else:
+        assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in result.ops and "WHILE" not in result.ops
+    micro = MicroModel(result.tflite).predict(val[0])
+    assert float(np.mean(np.abs(micro - expected))) / float(np.std(expected)) <= 0.05
+    # About the size of the same layer written in Keras (never an unrolled graph).
+    inputs = keras.Input((STEPS, FEATURES), name="series")
+    layer = keras.layers.GRU(UNITS) if gru else keras.layers.LSTM(UNITS)
+    same = keras.Model(inputs, keras.layers.Dense(1)(layer(inputs)))
+    assert result.size < 1.25 * keras_tflite.convert(same, train[0]).size
+
+
+def test_a_loop_whose_cell_state_is_read_is_not_rebuilt_and_the_failure_says_why(data):
+    train, _ = data
+    session = _trained_session("cell_state_c", train, steps=1)
+    with session, session.graph.as_default():
+        with pytest.raises(Exception, match="reads its final cell state c"):
+            keras_tflite.convert_session(session, train[0])
