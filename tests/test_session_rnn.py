@@ -13,7 +13,7 @@ import tensorflow as tf
 
 # What tf.compat.v1.nn.rnn_cell and tf.compat.v1.keras.layers.LSTM are with TF_USE_LEGACY_KERAS=1
 # (this process runs Keras 3, where the former raises and the latter is Keras 3's).
-from tf_keras.src.layers.rnn import legacy_cells, lstm_v1
+from tf_keras.src.layers.rnn import gru_v1, legacy_cells, lstm_v1
 
 import keras_tflite
 from keras_tflite import MicroModel
@@ -47,6 +47,10 @@ def _recurrent(kind: str, series):
     """The last hidden state of a TF1 recurrent layer of `kind` over `series`."""
     if kind == "keras_layer":
         return lstm_v1.LSTM(UNITS, recurrent_activation="sigmoid")(series)
+    if kind == "keras_layer_default":  # hard_sigmoid gates: no fused op, a compact loop
+        return lstm_v1.LSTM(UNITS)(series)
+    if kind == "keras_gru_layer":
+        return gru_v1.GRU(UNITS)(series)
     if kind == "basic_cell_state":  # forget_bias 0.5, the state tuple's h, joined to a feature
         cell = legacy_cells.BasicLSTMCell(UNITS, forget_bias=0.5)
         _, state = tf1.nn.dynamic_rnn(cell, series, dtype=tf.float32)
@@ -84,7 +88,15 @@ def _trained_session(kind: str, train, steps: int = 150):
 
 @pytest.mark.parametrize(
     "kind,control_flow",
-    [("cell", 2), ("cell", 1), ("basic_cell_state", 2), ("keras_layer", 2), ("gru_cell", 1)],
+    [
+        ("cell", 2),
+        ("cell", 1),
+        ("basic_cell_state", 2),
+        ("keras_layer", 2),
+        ("keras_layer_default", 2),
+        ("gru_cell", 1),
+        ("keras_gru_layer", 2),
+    ],
 )
 def test_a_tf1_recurrent_layer_converts_compactly_and_runs_right_in_tflite_micro(
     data, kind, control_flow
@@ -95,18 +107,20 @@ def test_a_tf1_recurrent_layer_converts_compactly_and_runs_right_in_tflite_micro
     with session, session.graph.as_default():
         expected = session.run("prediction:0", {"series:0": val[0]})
         result = keras_tflite.convert_session(session, train[0])
-    gru = kind == "gru_cell"
-    if gru:  # no fused GRU op exists: one compact loop
-        assert result.ops.count("WHILE") == 1
-    else:
+    fused = kind in ("cell", "basic_cell_state", "keras_layer")
+    if fused:
         assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in result.ops and "WHILE" not in result.ops
+    else:  # no fused op for a GRU or hard_sigmoid gates: one compact loop
+        assert result.ops.count("WHILE") == 1
     micro = MicroModel(result.tflite).predict(val[0])
     assert float(np.mean(np.abs(micro - expected))) / float(np.std(expected)) <= 0.05
-    # About the size of the same layer written in Keras (never an unrolled graph).
+    # About the size of the same layer written in Keras 3 (never an unrolled graph).
     inputs = keras.Input((STEPS, FEATURES), name="series")
-    layer = keras.layers.GRU(UNITS) if gru else keras.layers.LSTM(UNITS)
+    layer = keras.layers.GRU(UNITS) if "gru" in kind else keras.layers.LSTM(UNITS)
     same = keras.Model(inputs, keras.layers.Dense(1)(layer(inputs)))
-    assert result.size < 1.25 * keras_tflite.convert(same, train[0]).size
+    # A loop of LSTM ops measured 3.05x the fused op (16,144 B against 5,296 B).
+    limit = 1.25 if fused or "gru" in kind else 3.5
+    assert result.size < limit * keras_tflite.convert(same, train[0]).size
 
 
 def test_a_loop_whose_cell_state_is_read_is_not_rebuilt_and_the_failure_says_why(data):

@@ -7,14 +7,15 @@ unrolled it would be large. Each loop is found by its name scope (`<scope>/while
 by their shapes, and what leaves the loop (the sequence, the final state) by value: the loop and
 the rebuilt layer run on the same random input, and every tensor leaving the loop must match one
 of the rebuilt layer's. An LSTM becomes tf_keras' fusable LSTM (one UNIDIRECTIONAL_SEQUENCE_LSTM
-op); a GRU, which has no fused op, a compact loop whose every variable changes each step (as the
-Keras bridge's, `rnn.py`). The rewritten graph is kept only when its outputs equal the original's;
+op); a GRU, or an LSTM with Keras 2's hard_sigmoid gates, which have no fused op, a compact loop
+whose every variable changes each step (as the Keras bridge's, `rnn.py`). The rewritten graph is kept only when its outputs equal the original's;
 otherwise the loop stays as it was, with a note saying why.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any
 
 import numpy as np
@@ -32,11 +33,17 @@ class _Layer:
     before the recurrent kernel), and which loop tensors it replaces."""
 
     kind: str  # "lstm" | "gru"
+    gate: str  # the gates' activation: "sigmoid" | "hard_sigmoid" (Keras 2 layers' default)
     sequence: str  # the loop's input, batch-major
     kernel: np.ndarray
     recurrent: np.ndarray
     bias: np.ndarray
-    replaces: dict[str, str]  # loop tensor -> "sequence" | "h"
+    replaces: dict[str, str]  # loop tensor -> "sequence" | "h" | "c"
+
+    @property
+    def fused(self) -> bool:
+        """An LSTM with sigmoid gates: the converter's fused op. Anything else: a compact loop."""
+        return self.kind == "lstm" and self.gate == "sigmoid"
 
 
 def rebuild_recurrent_loops(graph_def: Any, inputs: list[TensorInfo], outputs: list[str]):
@@ -132,16 +139,18 @@ def _recognise(graph_def: Any, scope: str, outputs: list[str], feed: dict) -> _L
         raise _NotRecognised(
             f"its input {sequence} has shape {x.shape}, not (batch, time, features)"
         )
-    candidates = _layouts(weights, x.shape[-1], _scalars(graph_def, scope))
-    for kind, kernel, recurrent, bias in candidates:
-        reference = _REFERENCES[kind](x, kernel, recurrent, bias)
+    candidates = list(_layouts(weights, x.shape[-1], _scalars(graph_def, scope)))
+    for (kind, kernel, recurrent, bias), gate in itertools.product(candidates, _GATES):
+        reference = _REFERENCES[kind](x, kernel, recurrent, bias, _GATES[gate])
         replaces = _match(loop, reference)
-        if replaces is not None and "c" in replaces.values():
+        if replaces is None:
+            continue
+        layer = _Layer(kind, gate, sequence, kernel, recurrent, bias, replaces)
+        if layer.fused and "c" in replaces.values():
             raise _NotRecognised("the graph reads its final cell state c, which the fused op lacks")
-        if replaces is not None:
-            if kind == "gru":  # without a sequence to keep, the loop needs no buffer
-                replaces = _last_steps(graph_def, replaces, feed, reference["h"])
-            return _Layer(kind, sequence, kernel, recurrent, bias, replaces)
+        if not layer.fused:  # without a sequence to keep, the loop needs no buffer
+            layer.replaces = _last_steps(graph_def, replaces, feed, reference["h"])
+        return layer
     shapes = [w.shape for w in weights]
     raise _NotRecognised(
         f"no LSTM or GRU with weights of shapes {shapes} gives what leaves it (peepholes, "
@@ -196,6 +205,8 @@ def _layouts(weights: list[np.ndarray], features: int, forget_biases: list[float
     vectors = sorted((w for w in weights if w.ndim == 1), key=lambda w: -w.size)
     if len(vectors) == 1 and len(matrices) in (1, 2) and vectors[0].size % 4 == 0:
         yield from _lstm_layouts(matrices, vectors[0], features, forget_biases)
+    if len(vectors) == 1 and len(matrices) == 2 and vectors[0].size % 3 == 0:
+        yield from _keras_gru_layouts(matrices, vectors[0], features)
     if len(vectors) == 2 and len(matrices) == 2:
         yield from _gru_layouts(matrices, vectors, features)
 
@@ -232,6 +243,14 @@ def _gru_layouts(matrices, vectors, features: int):
     yield "gru", kernel[:features], kernel[features:], np.concatenate([bu, br, candidate_bias])
 
 
+def _keras_gru_layouts(matrices, bias, features: int):
+    """A Keras 2 GRU layer (reset_after=False, the v1 layer's default): z, r, h already."""
+    units = bias.size // 3
+    by_rows = {m.shape[0]: m for m in matrices}
+    if {features, units} == set(by_rows) and features != units and bias.size == 3 * units:
+        yield "gru", by_rows[features], by_rows[units], bias
+
+
 def _scalars(graph_def: Any, scope: str) -> list[float]:
     """forget_bias candidates: 1.0 (both TF1 cells' default), 0.0, and the loop's float scalars."""
     from tensorflow.python.framework import tensor_util
@@ -251,27 +270,34 @@ def _sigmoid(v: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-v))
 
 
-def _reference_lstm(x, kernel, recurrent, bias) -> dict[str, np.ndarray]:
-    """Keras' LSTM (sigmoid gates, tanh) in float64 numpy: the sequence, and the final h, c."""
+def _hard_sigmoid(v: np.ndarray) -> np.ndarray:
+    return np.clip(v * 0.2 + 0.5, 0.0, 1.0)  # Keras 2's
+
+
+_GATES = {"sigmoid": _sigmoid, "hard_sigmoid": _hard_sigmoid}
+
+
+def _reference_lstm(x, kernel, recurrent, bias, gate) -> dict[str, np.ndarray]:
+    """Keras' LSTM (tanh) in float64 numpy: the sequence, and the final h, c."""
     x = x.astype(np.float64)
     batch, units = x.shape[0], recurrent.shape[0]
     h, c, sequence = np.zeros((batch, units)), np.zeros((batch, units)), []
     for t in range(x.shape[1]):
         i, f, g, o = np.split(x[:, t] @ kernel + h @ recurrent + bias, 4, axis=1)
-        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-        h = _sigmoid(o) * np.tanh(c)
+        c = gate(f) * c + gate(i) * np.tanh(g)
+        h = gate(o) * np.tanh(c)
         sequence.append(h)
     return {"sequence": np.stack(sequence, axis=1), "h": h, "c": c}
 
 
-def _reference_gru(x, kernel, recurrent, bias) -> dict[str, np.ndarray]:
-    """Keras' GRU (reset_after=False, sigmoid gates, tanh) in float64 numpy."""
+def _reference_gru(x, kernel, recurrent, bias, gate) -> dict[str, np.ndarray]:
+    """Keras' GRU (reset_after=False, tanh) in float64 numpy."""
     x = x.astype(np.float64)
     units = recurrent.shape[0]
     h, sequence = np.zeros((x.shape[0], units)), []
     for t in range(x.shape[1]):
         inputs = x[:, t] @ kernel + bias
-        z, r = np.split(_sigmoid(inputs[:, : 2 * units] + h @ recurrent[:, : 2 * units]), 2, 1)
+        z, r = np.split(gate(inputs[:, : 2 * units] + h @ recurrent[:, : 2 * units]), 2, 1)
         candidate = np.tanh(inputs[:, 2 * units :] + (r * h) @ recurrent[:, 2 * units :])
         h = z * h + (1 - z) * candidate
         sequence.append(h)
@@ -316,11 +342,11 @@ def _rewrite(graph_def: Any, found: dict[str, _Layer], outputs: list[str]) -> An
         for n, (scope, layer) in enumerate(sorted(found.items())):
             x = graph.get_tensor_by_name(layer.sequence)
             with tf.name_scope(f"keras_tflite_{layer.kind}_{n}"):
-                if layer.kind == "lstm":
+                if layer.fused:
                     barrier = _meets_concatenation(graph_def, set(layer.replaces))
                     built = _fused(x, layer, barrier)
                 else:
-                    built = _compact_gru(x, layer)
+                    built = _compact_loop(x, layer)
             renamed |= {loop: built[role].name for loop, role in layer.replaces.items()}
     rewritten = graph.as_graph_def()
     for node in rewritten.node:
@@ -372,43 +398,66 @@ def _fused(x: Any, lstm: _Layer, barrier: bool) -> dict[str, Any]:
     return {"sequence": tf.identity(sequence), "h": tf.identity(sequence[:, -1, :])}
 
 
-def _compact_gru(x: Any, gru: _Layer) -> dict[str, Any]:
-    """The GRU as a while loop over time whose every variable changes each step (the input rows
-    rotate, the sequence buffer shifts: a loop-invariant tensor crashes the int8 calibrator)."""
+def _compact_loop(x: Any, layer: _Layer) -> dict[str, Any]:
+    """The layer as a while loop over time whose every variable changes each step (the input
+    rows rotate, the sequence buffer shifts: a loop-invariant tensor crashes the int8
+    calibrator), as the Keras bridge's GRU (`rnn.py`)."""
     import tensorflow as tf
 
-    units = gru.recurrent.shape[0]
-    kernel, recurrent = tf.constant(gru.kernel), tf.constant(gru.recurrent)
-    bias = tf.constant(gru.bias)
+    units = layer.recurrent.shape[0]
+    cell = _Cell(layer)
+    count = 1 if layer.kind == "gru" else 2  # (h,) or (h, c)
+    keep_sequence = "sequence" in layer.replaces.values()
+
+    def body(t, rows, *rest):
+        states = cell(rows[0], rest[:count])
+        looped = [t + 1, tf.concat([rows[1:], rows[:1]], 0), *states]
+        if keep_sequence:
+            looped.append(tf.concat([rest[count][1:], states[0][None]], 0))
+        return looped
+
     rows = tf.transpose(x, [1, 0, 2])  # [time, batch, features]
+    zeros = tf.zeros(tf.stack([tf.shape(x)[0], units]))
+    start = [tf.constant(0), rows, *[zeros] * count]
+    if keep_sequence:  # a buffer in the state's range (zeros would be kept as float32)
+        start.append(tf.tanh(tf.einsum("tbf,fu->tbu", rows, cell.kernel[:, :units])))
     steps = x.shape[1]
+    ended = tf.while_loop(lambda t, *_: t < steps, body, start, maximum_iterations=steps)
+    built = {role: tf.identity(ended[2 + k]) for k, role in enumerate(("h", "c")[:count])}
+    if keep_sequence:
+        built["sequence"] = tf.transpose(ended[-1], [1, 0, 2])
+    return built
 
-    def body(t, h, rows, buffer):
-        inputs = tf.matmul(rows[0], kernel) + bias
-        gates = tf.sigmoid(inputs[:, : 2 * units] + tf.matmul(h, recurrent[:, : 2 * units]))
-        z, r = tf.split(gates, 2, axis=-1)
-        candidate = tf.tanh(inputs[:, 2 * units :] + tf.matmul(r * h, recurrent[:, 2 * units :]))
-        h = candidate + z * (h - candidate)
-        rotated = tf.concat([rows[1:], rows[:1]], 0)
-        if buffer is None:
-            return t + 1, h, rotated
-        return t + 1, h, rotated, tf.concat([buffer[1:], h[None]], 0)
 
-    h0 = tf.zeros(tf.stack([tf.shape(x)[0], units]))
-    if "sequence" not in gru.replaces.values():
-        _, h, _ = tf.while_loop(
-            lambda t, *_: t < steps,
-            lambda t, h, rows: body(t, h, rows, None),
-            [tf.constant(0), h0, rows],
-            maximum_iterations=steps,
+class _Cell:
+    """One step of the layer in TensorFlow ops: (x_t, states) -> states, h first."""
+
+    def __init__(self, layer: _Layer):
+        import tensorflow as tf
+
+        self.layer, self.units = layer, layer.recurrent.shape[0]
+        self.kernel, self.recurrent = tf.constant(layer.kernel), tf.constant(layer.recurrent)
+        self.bias = tf.constant(layer.bias)
+        hard = lambda v: tf.clip_by_value(v * 0.2 + 0.5, 0.0, 1.0)  # noqa: E731
+        self.gate = tf.sigmoid if layer.gate == "sigmoid" else hard
+
+    def __call__(self, x_t, states):
+        import tensorflow as tf
+
+        units, gate = self.units, self.gate
+        inputs = tf.matmul(x_t, self.kernel) + self.bias
+        if self.layer.kind == "lstm":
+            h, c = states
+            i, f, g, o = tf.split(inputs + tf.matmul(h, self.recurrent), 4, axis=-1)
+            c = gate(f) * c + gate(i) * tf.tanh(g)
+            return gate(o) * tf.tanh(c), c
+        (h,) = states
+        zr = gate(inputs[:, : 2 * units] + tf.matmul(h, self.recurrent[:, : 2 * units]))
+        z, r = tf.split(zr, 2, axis=-1)
+        candidate = tf.tanh(
+            inputs[:, 2 * units :] + tf.matmul(r * h, self.recurrent[:, 2 * units :])
         )
-        return {"h": tf.identity(h)}
-    # The buffer starts with values in the state's range (zeros would be kept as float32).
-    seed = tf.tanh(tf.einsum("tbf,fu->tbu", rows, kernel[:, :units]))
-    _, h, _, buffer = tf.while_loop(
-        lambda t, *_: t < steps, body, [tf.constant(0), h0, rows, seed], maximum_iterations=steps
-    )
-    return {"sequence": tf.transpose(buffer, [1, 0, 2]), "h": tf.identity(h)}
+        return (candidate + z * (h - candidate),)
 
 
 def _largest_difference(original, fused, inputs, outputs, feed) -> float:
