@@ -129,3 +129,23 @@ def test_a_loop_whose_cell_state_is_read_is_not_rebuilt_and_the_failure_says_why
     with session, session.graph.as_default():
         with pytest.raises(Exception, match="reads its final cell state c"):
             keras_tflite.convert_session(session, train[0])
+
+
+def test_the_cli_converts_a_tf1_lstm_checkpoint_to_the_fused_op(data, tmp_path, capsys):
+    import json
+
+    from keras_tflite.cli import main
+
+    train, val = data
+    session = _trained_session("cell", train, steps=50)
+    with session, session.graph.as_default():
+        prefix = tf1.train.Saver().save(session, str(tmp_path / "ckpt" / "model"))
+        expected = session.run("prediction:0", {"series:0": val[0]})
+    np.save(tmp_path / "cal.npy", train[0])
+    code = main(["convert", prefix, "-o", str(tmp_path / "out"), "--outputs", "prediction",
+                 "--calibration", str(tmp_path / "cal.npy"), "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in report["ops"] and "WHILE" not in report["ops"]
+    micro = MicroModel((tmp_path / "out" / "model.tflite").read_bytes()).predict(val[0])
+    assert float(np.mean(np.abs(micro - expected))) / float(np.std(expected)) <= 0.05
