@@ -9,6 +9,7 @@ from keras_tflite.quantization import QUANTIZATION_MODES
 from keras_tflite.runtime.inspect import QuantizedTensor
 from keras_tflite.runtime.litert import TFLiteModel
 from keras_tflite.runtime.micro import MicroModel
+from keras_tflite.runtime.streaming import StreamingModel
 from keras_tflite.worker.protocol import Attempt
 from keras_tflite.worker.strategies import STRATEGIES
 
@@ -45,6 +46,7 @@ __all__ = [
     "QUANTIZATION_MODES",
     "QuantizedTensor",
     "STRATEGIES",
+    "StreamingModel",
     "TFLiteExportCallback",
     "TFLiteExportHook",
     "TFLiteModel",

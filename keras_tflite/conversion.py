@@ -14,10 +14,11 @@ from keras_tflite.data.prepare import calibration_samples
 from keras_tflite.deploy.artifacts import atomic_write
 from keras_tflite.quantization import calibrates, check_mode
 from keras_tflite.runtime.inspect import QuantizedTensor, io_details, op_names
-from keras_tflite.specs import framework_of
+from keras_tflite.specs import framework_of, input_infos
 from keras_tflite.worker import protocol, shared, supervisor
 from keras_tflite.worker import strategies as strategy_catalog
 from keras_tflite.worker.protocol import Attempt
+from keras_tflite.worker.streaming import StepModel
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -115,6 +116,7 @@ def convert(
     num_calibration_samples: int | str = DEFAULT_NUM_SAMPLES,
     seed: int = 0,
     strategies: list[str] | None = None,
+    streaming: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> ConversionResult:
     """Converts a Keras 3 or tf_keras model to TFLite, by default full int8 for microcontrollers.
@@ -139,6 +141,11 @@ def convert(
             Defaults to 500.
         seed: Seed of the calibration draw. Defaults to 0.
         strategies: Strategy names to try, in order. Defaults to all, in preference order.
+        streaming: Convert the one-step form of a recurrent model instead: its inputs are one
+            time step (batch 1) and the recurrent state, its outputs the model's output at that
+            step and the next state; run it with `StreamingModel`. For a chain of per-step
+            layers, LSTM/GRU/SimpleRNN layers and a head; `representative_data` holds whole
+            sequences, stepped through to calibrate the state. Defaults to False.
         timeout: Seconds one strategy may run before its worker is killed. Defaults to 600.
 
     Returns:
@@ -159,6 +166,9 @@ def convert(
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"Expected batch_size to be a positive integer. Received: {batch_size!r}.")
     framework = framework_of(model)
+    if streaming:
+        StepModel(model, input_infos(model) or [])  # a model with no streaming form: refused now
+        strategies = [strategy_catalog.STREAMING]
     names = strategy_catalog.plan(framework, strategies)
     job_dir = Path(tempfile.mkdtemp(prefix="keras_tflite_job_"))
     worker = shared.take()  # it imports TensorFlow (once) while the samples are prepared here

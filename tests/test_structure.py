@@ -131,6 +131,7 @@ def test_the_public_api_is_what_the_readme_promises():
             "QUANTIZATION_MODES",
             "QuantizedTensor",
             "STRATEGIES",
+            "StreamingModel",
             "TFLiteExportCallback",
             "TFLiteExportHook",
             "TFLiteModel",

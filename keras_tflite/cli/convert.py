@@ -65,7 +65,11 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
             "calibration samples in the worker...",
             args,
         )
-        names = [n for n, s in strategies.STRATEGIES.items() if s.framework in (framework, "any")]
+        names = [
+            n
+            for n in strategies.plan(framework, None)
+            if strategies.STRATEGIES[n].framework in (framework, "any")
+        ]
         try:
             tflite, attempts = run_job(
                 job_dir, names, framework, args.timeout, bar(args), worker=worker

@@ -134,7 +134,8 @@ def coverage_gap(calibration: Calibration, validation: dict[str, np.ndarray]) ->
 
 
 def check_dtypes(calibration: Calibration, inputs: list[TensorInfo], argument: str) -> None:
-    """Integer inputs (token ids) need integer data; float inputs take any numbers."""
+    """Integer inputs (token ids) need integer data; float inputs take any numbers, cast here to
+    the input's dtype (numpy's float64 to a float32 input, as `model.predict` takes it)."""
     for info in inputs:
         array = calibration.arrays[info.name]
         if info.is_integer and array.dtype.kind == "f":
@@ -143,6 +144,8 @@ def check_dtypes(calibration: Calibration, inputs: list[TensorInfo], argument: s
                 "token "
                 f"ids). Received: dtype {array.dtype}."
             )
+        if not info.is_integer and array.dtype != np.dtype(info.dtype):
+            calibration.arrays[info.name] = array.astype(info.dtype)
 
 
 def model_inputs(calibration: Calibration) -> list[TensorInfo]:

@@ -19,13 +19,19 @@ import numpy as np
 METADATA_NAME = "keras_tflite_io"
 
 
-def with_model_io(tflite: bytes, input_names: list[str], output_names: list[str]) -> bytes:
+def with_model_io(
+    tflite: bytes,
+    input_names: list[str],
+    output_names: list[str],
+    extra: dict[str, Any] | None = None,
+) -> bytes:
     """`tflite` with its main subgraph's inputs and outputs in the model's order and names, and
     no stale bytes: the converter leaves data in buffers no tensor uses, and not the same data
     each time, so two conversions of one model would differ without this.
 
     When the converted tensors cannot be matched to the names, no order is claimed (and
-    multi-input callers must feed inputs by name).
+    multi-input callers must feed inputs by name). `extra` goes into the same metadata entry
+    (a streaming model's state pairs).
     """
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
@@ -37,7 +43,7 @@ def with_model_io(tflite: bytes, input_names: list[str], output_names: list[str]
     inputs = _match_inputs(subgraph, signature, input_names)
     outputs = _match_outputs(subgraph, signature, output_names)
     if inputs is not None and outputs is not None:
-        _name_io(model, signature, inputs, outputs, input_names, output_names)
+        _name_io(model, signature, inputs, outputs, input_names, output_names, extra or {})
     builder = flatbuffers.Builder(len(tflite) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
@@ -51,7 +57,7 @@ def _empty_unused_buffers(model: Any) -> None:
             buffer.data = None
 
 
-def _name_io(model, signature, inputs, outputs, input_names, output_names) -> None:
+def _name_io(model, signature, inputs, outputs, input_names, output_names, extra) -> None:
     subgraph = model.subgraphs[0]
     subgraph.inputs = np.array(inputs, np.int32)  # the schema's int vectors
     subgraph.outputs = np.array(outputs, np.int32)
@@ -60,7 +66,7 @@ def _name_io(model, signature, inputs, outputs, input_names, output_names) -> No
     if signature is not None:
         signature.inputs = _signature_entries(signature.inputs, inputs, input_names)
         signature.outputs = _signature_entries(signature.outputs, outputs, output_names)
-    _set_metadata(model, {"inputs": input_names, "outputs": output_names})
+    _set_metadata(model, {"inputs": input_names, "outputs": output_names, **extra})
 
 
 def model_io(tflite: bytes) -> dict[str, list[str]] | None:

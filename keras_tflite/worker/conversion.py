@@ -12,7 +12,7 @@ import numpy as np
 from keras_tflite.quantization import configure
 from keras_tflite.runtime.flatbuffer import with_model_io
 from keras_tflite.specs import TensorInfo, flat, framework_of, output_names
-from keras_tflite.worker import protocol, requantize, strategies, tfmot
+from keras_tflite.worker import protocol, requantize, strategies, streaming, tfmot
 from keras_tflite.worker.protocol import Job
 
 # The traced graph must reproduce the model before it is converted (the RNN bridge swaps kernels).
@@ -55,6 +55,10 @@ def convert_with(
             return Converted(_named(tflite, model, job), REQUANTIZED)
         except requantize.NotRequantizable as error:
             note = str(error)
+    if name == strategies.STREAMING:
+        converter, step = _streaming_converter(model, job_dir, job)
+        with strategies.quiet_tensorflow():
+            return Converted(_named(converter.convert(), model, job, step))
     converter, _ = _configured_converter(name, model, job_dir, job)
     capture = requantize.Capture(converter) if wants_template and kept is None else None
     try:
@@ -73,9 +77,20 @@ def convert_with(
     return Converted(tflite, CONVERTED, note or (kept if isinstance(kept, str) else ""))
 
 
-def _named(tflite: bytes, model: Any, job: Job) -> bytes:
+def _named(tflite: bytes, model: Any, job: Job, step: Any = None) -> bytes:
+    """The flatbuffer in the model's input and output order and names; a streaming one's
+    state inputs and next-state outputs after them, paired in its metadata."""
     inputs = [i["name"] for i in job.inputs]
-    return with_model_io(tflite, inputs, output_names(model, _output_count(tflite)))
+    if step is None:
+        return with_model_io(tflite, inputs, output_names(model, _output_count(tflite)))
+    pairs = streaming.state_pairs(step)
+    outputs = output_names(model, _output_count(tflite) - len(pairs))
+    return with_model_io(
+        tflite,
+        [*inputs, *(given for given, _ in pairs)],
+        [*outputs, *(produced for _, produced in pairs)],
+        {"state": pairs},
+    )
 
 
 def _checked_template(name, model, job_dir, job, capture, converted: bytes):
@@ -145,6 +160,39 @@ def _configured_converter(name: str, model: Any, job_dir: Path, job: Job):
     dataset = None if learned else _representative_dataset(model, job_dir, job)
     configure(converter, job.quantization, dataset)
     return converter, batches
+
+
+def _streaming_converter(model: Any, job_dir: Path, job: Job):
+    """The converter of the model's one-step form, calibrated on (sample, state) pairs met while
+    stepping through the calibration sequences; and the step model."""
+    import tensorflow as tf
+
+    inputs = [TensorInfo.from_json(i) for i in job.inputs]
+    step = streaming.StepModel(model, inputs)
+    stored = protocol.read_arrays(job_dir / protocol.CALIBRATION_FILE)
+    sequences = stored[inputs[0].name].astype(np.float32)
+    difference = streaming.check_step(step, model, sequences[:_STEP_CHECK_SEQUENCES])
+    if difference > _TRACE_TOLERANCE:
+        raise ValueError(
+            f"stepping the model does not reproduce its window outputs (max relative "
+            f"difference {difference:.3g})"
+        )
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [streaming.frozen_step(step)], model
+    )
+    samples = streaming.calibration_steps(step, sequences, len(sequences), seed=0)
+
+    def representative_dataset():
+        for done, sample in enumerate(samples, 1):
+            yield sample
+            if done % max(1, len(samples) // 20) == 0:
+                protocol.progress(job_dir, "calibrating", done, len(samples))
+
+    configure(converter, job.quantization, representative_dataset)
+    return converter, step
+
+
+_STEP_CHECK_SEQUENCES = 16
 
 
 def _scratch(job_dir: Path) -> Path:

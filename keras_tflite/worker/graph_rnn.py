@@ -8,8 +8,9 @@ by their shapes, and what leaves the loop (the sequence, the final state) by val
 the rebuilt layer run on the same random input, and every tensor leaving the loop must match one
 of the rebuilt layer's. An LSTM becomes tf_keras' fusable LSTM (one UNIDIRECTIONAL_SEQUENCE_LSTM
 op); a GRU, or an LSTM with Keras 2's hard_sigmoid gates, which have no fused op, a compact loop
-whose every variable changes each step (as the Keras bridge's, `rnn.py`). The rewritten graph is kept only when its outputs equal the original's;
-otherwise the loop stays as it was, with a note saying why.
+whose every variable changes each step (as the Keras bridge's, `rnn.py`). The rewritten graph is
+kept only when its outputs equal the original's; otherwise the loop stays as it was, with a note
+saying why.
 """
 
 from __future__ import annotations

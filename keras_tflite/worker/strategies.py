@@ -120,6 +120,8 @@ def build_graph(model, inputs, batch_size, check, scratch):
     return model.converter(batch_size, scratch)
 
 
+STREAMING = "streaming"  # asked for by name only: a different model (one step, with state)
+
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
@@ -152,6 +154,13 @@ STRATEGIES: dict[str, Strategy] = {
             build_graph,
         ),
         Strategy(
+            STREAMING,
+            "any",
+            "one time step in, the output and the next recurrent state out (streaming=True)",
+            _no_reason,
+            None,  # built by worker.conversion, which also steps the calibration sequences
+        ),
+        Strategy(
             "unrolled",
             "any",
             "GRU and SimpleRNN layers unrolled into per-step ops",
@@ -164,7 +173,7 @@ STRATEGIES: dict[str, Strategy] = {
 
 def plan(framework: str, requested: list[str] | None) -> list[str]:
     """The strategies to try, in order, for a model of `framework`."""
-    names = requested or list(STRATEGIES)
+    names = requested or [n for n in STRATEGIES if n != STREAMING]
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown:
         raise ValueError(
