@@ -149,3 +149,85 @@ def test_the_cli_converts_a_tf1_lstm_checkpoint_to_the_fused_op(data, tmp_path, 
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in report["ops"] and "WHILE" not in report["ops"]
     micro = MicroModel((tmp_path / "out" / "model.tflite").read_bytes()).predict(val[0])
     assert float(np.mean(np.abs(micro - expected))) / float(np.std(expected)) <= 0.05
+
+
+# ---- the rewrite alone, on frozen graphs (no conversion) --------------------------------------
+
+
+def _frozen(build, batch=None, control_flow=2):
+    """A frozen graph: `build(series)` -> hidden, then a named prediction; random weights."""
+    from keras_tflite.session.graph_io import freeze
+
+    with _control_flow(control_flow):
+        graph = tf.Graph()
+        with graph.as_default():
+            tf1.set_random_seed(0)
+            series = tf1.placeholder(tf.float32, [batch, STEPS, FEATURES], name="series")
+            hidden = build(series)
+            weights = tf1.get_variable("head/kernel", [hidden.shape[-1], 1])
+            tf.identity(tf.matmul(hidden, weights), name="prediction")
+            with tf1.Session(graph=graph) as session:
+                session.run(tf1.global_variables_initializer())
+                graph_def = tf1.GraphDef()
+                graph_def.ParseFromString(freeze(session, ["prediction"]))
+    return graph_def
+
+
+def _rebuilt(graph_def, samples=None):
+    from keras_tflite.specs import TensorInfo
+    from keras_tflite.worker.graph_rnn import rebuild_recurrent_loops
+
+    series = TensorInfo("series", (STEPS, FEATURES), "float32")
+    return rebuild_recurrent_loops(graph_def, [series], ["prediction"], samples)
+
+
+def _loops_left(graph_def) -> list[str]:
+    ops = ("While", "StatelessWhile", "Enter")
+    return sorted({n.name for n in graph_def.node if n.op in ops and "keras_tflite" not in n.name})
+
+
+def _stacked_gru(series):
+    first, _ = tf1.nn.dynamic_rnn(legacy_cells.GRUCell(8), series, dtype=tf.float32, scope="a")
+    second, _ = tf1.nn.dynamic_rnn(legacy_cells.GRUCell(8), first, dtype=tf.float32, scope="b")
+    return second[:, -1, :]
+
+
+@pytest.mark.parametrize(
+    "build,batch",
+    [
+        (lambda s: _recurrent("cell", s), 1),  # a placeholder of fixed batch 1
+        (_stacked_gru, None),  # a loop reading another loop's output
+        (lambda s: lstm_v1.LSTM(8, recurrent_activation="sigmoid")(
+            lstm_v1.LSTM(8, return_sequences=True, recurrent_activation="sigmoid")(s)), None),
+    ],
+    ids=["batch_1", "stacked_gru", "equal_width_keras_lstms"],
+)  # fmt: skip
+def test_the_rewrite_replaces_every_loop_and_keeps_the_outputs(build, batch):
+    graph_def = _frozen(build, batch)
+    rebuilt, notes = _rebuilt(graph_def)
+    assert notes == [] and rebuilt is not graph_def
+    assert _loops_left(rebuilt) == []
+
+
+def test_a_loop_the_graph_still_depends_on_is_left_with_a_note():
+    def state_as_dependency(series):
+        outputs, state = tf1.nn.dynamic_rnn(legacy_cells.LSTMCell(8), series, dtype=tf.float32)
+        with tf.control_dependencies([state.c]):
+            return tf.identity(outputs[:, -1])
+
+    graph_def = _frozen(state_as_dependency)
+    rebuilt, notes = _rebuilt(graph_def)
+    assert rebuilt is graph_def and notes == [
+        "the loops ['rnn/'] stay loops: the graph still reads them"
+    ]
+
+
+def test_saturated_gates_are_told_apart_on_the_calibration_samples():
+    """Inputs scaled inside the graph saturate the gates on random inputs, where sigmoid and
+    hard_sigmoid look alike; the real samples (the calibration rows) tell them apart."""
+    graph_def = _frozen(lambda s: lstm_v1.LSTM(8)(s / 0.0005))  # Keras 2's hard_sigmoid gates
+    rows = np.random.default_rng(3).normal(0, 0.0005, (8, STEPS, FEATURES)).astype(np.float32)
+    rebuilt, notes = _rebuilt(graph_def, {"series": rows})
+    built = {n.op for n in rebuilt.node if n.name.startswith("keras_tflite_lstm")}
+    assert notes == [] and "StatelessWhile" in built  # the compact loop of hard_sigmoid gates
+    assert "PartitionedCall" not in built  # never the fused (sigmoid) LSTM

@@ -59,8 +59,9 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
             `tflite_val_<name>` (the function's `__name__`); `monitor` may name one (with
             `mode` for a function). Defaults to None.
         log_dir: Where TensorBoard summaries go. Defaults to the session's summary directory
-            (the one its `SummarySaverHook` or `CheckpointSaverHook` writes, so the int8 runs sit
-            beside the training scalars) when there is exactly one, else `directory/logs`.
+            (the one folder its `SummarySaverHook` or `CheckpointSaverHook` opened after this
+            hook was made, so the int8 runs sit beside the training scalars), else
+            `directory/logs`.
         Other arguments: as for `TFLiteExportCallback`.
 
     Example:
@@ -114,6 +115,9 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
             if value is not None and (isinstance(value, bool) or not value > 0):
                 raise ValueError(f"Expected {name} to be a positive number. Received: {value!r}.")
         self.metrics = _checked_metrics(metrics)
+        # The session's summary folder is one opened after this hook was made (a process keeps
+        # the writers of earlier sessions; MonitoredTrainingSession opens its own before `begin`).
+        self._folders_before = _summary_folders()
         self.directory = Path(directory)
         options.check_writable(self.directory)
         timed = every_n_steps is not None or every_n_secs is not None
@@ -177,9 +181,9 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
     def after_create_session(self, session, coord) -> None:
         """Every hook has begun: the session's summary directory, if any, is known now."""
         if self.log_dir is None and self._pipeline is not None:
-            found = _session_summary_dir()
-            if found is not None:
-                self._pipeline.summaries.log_dir = found
+            opened = _summary_folders() - self._folders_before
+            if len(opened) == 1:
+                self._pipeline.summaries.log_dir = opened.pop()
         self._tell_log_dir()
 
     def _tell_log_dir(self) -> None:
@@ -325,9 +329,7 @@ def _metric_name(metric: Any) -> str:
     return metric if isinstance(metric, str) else getattr(metric, "__name__", repr(metric))
 
 
-def _session_summary_dir() -> str | None:
-    """The one folder the session's hooks write summaries to (TF1 keeps a writer per folder in
-    `FileWriterCache`; SummarySaverHook and CheckpointSaverHook open theirs at `begin`)."""
-    cache = getattr(tf1.summary.FileWriterCache, "_cache", {})
-    folders = sorted({os.fspath(folder) for folder in cache})
-    return folders[0] if len(folders) == 1 else None
+def _summary_folders() -> set[str]:
+    """Folders TF1 summary writers are open on in this process (`FileWriterCache` keeps one per
+    folder; SummarySaverHook and CheckpointSaverHook open theirs at `begin`)."""
+    return {os.fspath(folder) for folder in getattr(tf1.summary.FileWriterCache, "_cache", {})}

@@ -10,7 +10,7 @@ import numpy as np
 
 from keras_tflite import formats
 from keras_tflite.specs import TensorInfo
-from keras_tflite.worker import graph_rnn
+from keras_tflite.worker import graph_rnn, protocol
 
 # Ops that never carry a model's output: training, saving, initialization, variables, summaries.
 _NOT_OUTPUT_OPS = {
@@ -51,8 +51,7 @@ class GraphModel:
 
     def __init__(self, graph_def: Any, inputs: list[TensorInfo], outputs: list[str]):
         self.graph_def, self.infos, self.output_names = graph_def, inputs, outputs
-        # What converts: the graph with its TF1 LSTM and GRU loops rebuilt (checked).
-        self.convertible, self.notes = graph_rnn.rebuild_recurrent_loops(graph_def, inputs, outputs)
+        self.notes: list[str] = []  # why recurrent loops stay loops (with a failed conversion)
 
     @classmethod
     def from_graph_def(cls, graph_def: Any, source: dict[str, Any]) -> GraphModel:
@@ -93,11 +92,19 @@ class GraphModel:
                     out.append(value)
         return [np.concatenate(r) for r in results]
 
-    def converter(self, batch_size: int, job_dir: Path) -> Any:
+    def converter(self, batch_size: int, scratch: Path) -> Any:
+        """The TF1 converter of the graph, its TF1 LSTM and GRU loops rebuilt (checked on
+        random inputs and on the job's calibration samples). `scratch` is a folder inside the
+        job's."""
         import tensorflow as tf
 
-        path = job_dir / "frozen_graph.pb"
-        path.write_bytes(self.convertible.SerializeToString())
+        calibration = scratch.parent / protocol.CALIBRATION_FILE
+        samples = protocol.read_arrays(calibration) if calibration.exists() else None
+        convertible, self.notes = graph_rnn.rebuild_recurrent_loops(
+            self.graph_def, self.infos, self.output_names, samples
+        )
+        path = scratch / "frozen_graph.pb"
+        path.write_bytes(convertible.SerializeToString())
         shapes = {i.name: [batch_size, *i.shape] for i in self.infos}
         return tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
             str(path), [i.name for i in self.infos], self.output_names, shapes
