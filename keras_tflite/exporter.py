@@ -22,6 +22,7 @@ from keras_tflite.specs import flat, framework_of
 from keras_tflite.worker import lambdas, protocol, supervisor
 from keras_tflite.worker import strategies as strategy_catalog
 from keras_tflite.worker.protocol import Event
+from keras_tflite.worker.streaming import StepModel
 
 __all__ = ["DEFAULT_VALIDATION_SAMPLES", "Exporter", "Judged", "read_judged"]
 
@@ -46,6 +47,7 @@ class Exporter:
         num_validation_samples: int = DEFAULT_VALIDATION_SAMPLES,
         layer_errors: bool = False,
         owns_model: bool = False,
+        streaming: bool = False,
     ):
         if representative_data is None and validation_data is None:
             raise ValueError(
@@ -65,6 +67,9 @@ class Exporter:
         self.calibration, self.inputs = calibration_samples(
             model, representative_data, quantization, num_calibration_samples, seed
         )
+        self.streaming = streaming
+        if streaming:
+            StepModel(model, self.inputs)  # a model with no streaming form: refused now
         judged_on = representative_data if validation_data is None else validation_data
         self.validation = validation_samples(judged_on, self.inputs, num_validation_samples, seed)
         gap = calibrates(model, quantization) and coverage_gap(
@@ -104,8 +109,11 @@ class Exporter:
         self, weights: list[np.ndarray], reference: list[np.ndarray] | None = None
     ) -> Judged:
         """Converts (or re-quantizes) and judges one weights snapshot; `reference` is
-        `float_reference`'s."""
-        return self._run(weights, reference, self.strategies)
+        `float_reference`'s. With `streaming`, its one-step form too (`judged.stream`)."""
+        judged = self._run(weights, reference, self.strategies)
+        if self.streaming and judged.result is not None:
+            judged.stream = self._run(weights, reference, [strategy_catalog.STREAMING])
+        return judged
 
     def verify(
         self, weights: list[np.ndarray], judged: Judged, reference: list[np.ndarray] | None = None

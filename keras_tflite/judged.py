@@ -34,6 +34,7 @@ class Judged:
     micro_outputs: list[np.ndarray] = dataclasses.field(default_factory=list)
     layer_errors: list[dict[str, Any]] | None = None
     verification: dict[str, Any] | None = None  # a full conversion against a candidate
+    stream: Judged | None = None  # the streaming form of the same snapshot (streaming=True)
 
 
 def read_judged(job_dir: Path, result: ConversionResult, began: float) -> Judged:
@@ -55,6 +56,8 @@ def read_judged(job_dir: Path, result: ConversionResult, began: float) -> Judged
         metrics |= {f"{k}_vs_float": v for k, v in fidelity(expected, micro).items()}
         metrics["litert_max_lsb_vs_micro"] = _max_lsb(result, litert, micro)
         metrics["arena_bytes"] = float(report["arena_bytes"])
+    if "invoke_seconds" in report:  # TFLite Micro's time for one invoke, on this machine
+        metrics["invoke_seconds"] = float(report["invoke_seconds"])
     metrics["model_bytes"] = float(result.size)
     if "rebuild_max_abs_diff" in report:  # the TensorFlow rebuild against the training backend
         metrics["rebuild_max_abs_diff"] = report["rebuild_max_abs_diff"]

@@ -120,3 +120,165 @@ def test_streaming_model_refuses_a_window_model(tmp_path):
     result = keras_tflite.convert(keras.Model(inputs, L.Dense(1)(inputs)), np.ones((8, 4)))
     with pytest.raises(ValueError, match="Expected a streaming model"):
         StreamingModel(result.tflite)
+
+
+# ---- in the callback: best/stream/ beside the window model --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    from keras_tflite import TFLiteExportCallback
+
+    directory = tmp_path_factory.mktemp("stream_fit")
+    x, y = _data()
+    model = _model("lstm")
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    callback = TFLiteExportCallback(
+        directory, x[:500], (x[500:], y[500:]), streaming=True, blocking=True, verbose=0
+    )
+    model.fit(x[:500], y[:500], epochs=2, batch_size=32, callbacks=[callback], verbose=0)
+    return directory, model, x[500:], y[500:]
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_the_callback_keeps_a_complete_hash_consistent_streaming_set(fitted):
+    import json
+
+    directory, model, x_val, y_val = fitted
+    best = directory / "best"
+    manifest = json.loads((best / "manifest.json").read_text())
+    stream_manifest = json.loads((best / "stream" / "manifest.json").read_text())
+    names = ["model.tflite", "model_data.h", "model_data.cc", "model_ops.h", "model.ino"]
+    for name in names:  # listed, with its hash, in both manifests
+        assert manifest["files"][f"stream/{name}"]["sha256"] == _sha256(best / "stream" / name)
+        assert stream_manifest["files"][name]["sha256"] == _sha256(best / "stream" / name)
+    assert manifest["stream"]["folder"] == "stream/"
+    assert "g_model_stream" in (best / "stream" / "model_data.h").read_text()
+    # Judged as a device runs it: stepping through each validation sequence in TFLite Micro.
+    metrics = manifest["metrics"]
+    stream = StreamingModel((best / "stream" / "model.tflite").read_bytes())
+    final = stream.predict(x_val[:256])
+    assert float(np.mean(np.abs(final - y_val[:256]))) == pytest.approx(
+        metrics["tflite_stream_val_mae"], rel=1e-4
+    )
+    assert metrics["tflite_stream_normalized_rmse_vs_float"] < 0.15
+    cost = stream_manifest["cost"]
+    assert cost["per_sample"]["arena_bytes"] > 0 and cost["per_window"]["arena_bytes"] > 0
+    assert cost["window_over_sample_work"] > 5  # 30 steps a window, one a sample
+    history = [json.loads(line) for line in (directory / "history.jsonl").read_text().splitlines()]
+    assert all("tflite_stream_mae_vs_float" in r["metrics"] for r in history)
+
+
+def _stand_ins(ops: list[str]) -> str:
+    """TFLite Micro's declarations that model_ops.h uses, standing in for its headers."""
+    from keras_tflite.deploy.firmware import resolver_method
+
+    methods = "".join(
+        f"  TfLiteStatus {resolver_method(op)}() {{ return kTfLiteOk; }}\n" for op in ops
+    )
+    return (
+        "#pragma once\n#include <cstdint>\nenum TfLiteStatus { kTfLiteOk = 0, kTfLiteError = 1 };\n"
+        "struct TfLiteTensor {\n  union { int8_t* int8; int16_t* i16; uint8_t* uint8; float* f;"
+        " int32_t* i32; int64_t* i64; } data;\n};\n"
+        "namespace tflite {\ntemplate <unsigned int N> class MicroMutableOpResolver {\n public:\n"
+        + methods
+        + "};\n}  // namespace tflite\n"
+    )
+
+
+# A stand-in interpreter whose Invoke() hands the int8 inputs to TFLite Micro (in Python, over a
+# pipe) and takes its int8 outputs back: ModelStream runs against the real kernels and bytes.
+_PROGRAM = """#include <cstdio>
+#include <vector>
+#include "model_ops.h"
+struct Relay {
+  std::vector<std::vector<int8_t>> in, out;
+  std::vector<TfLiteTensor> in_t, out_t;
+  Relay(std::vector<int> in_sizes, std::vector<int> out_sizes) {
+    for (int n : in_sizes) in.push_back(std::vector<int8_t>(n));
+    for (int n : out_sizes) out.push_back(std::vector<int8_t>(n));
+    for (auto& v : in) { TfLiteTensor t; t.data.int8 = v.data(); in_t.push_back(t); }
+    for (auto& v : out) { TfLiteTensor t; t.data.int8 = v.data(); out_t.push_back(t); }
+  }
+  TfLiteTensor* input(int i) { return &in_t[i]; }
+  const TfLiteTensor* output(int i) { return &out_t[i]; }
+  TfLiteStatus Invoke() {
+    for (auto& v : in) { for (int8_t q : v) std::printf("%d ", q); std::printf("| "); }
+    std::printf("\\n");
+    std::fflush(stdout);
+    for (auto& v : out) for (auto& q : v) { int r; if (std::scanf("%d", &r) != 1) return kTfLiteError; q = (int8_t)r; }
+    return kTfLiteOk;
+  }
+};
+int main() {
+  Relay relay(IN_SIZES, OUT_SIZES);
+  ModelStream<Relay> stream(&relay);
+  const float samples[] = SAMPLES;
+  float out[kStreamOutputSize];
+  for (int t = 0; t < STEPS_; ++t) {
+    if (stream.Step(samples + t * FEATURES_, out) != kTfLiteOk) return 1;
+  }
+  std::printf("final");
+  for (int i = 0; i < kStreamOutputSize; ++i) std::printf(" %.9g", out[i]);
+  std::printf("\\n");
+  return 0;
+}
+"""
+
+
+@pytest.mark.slow
+def test_the_generated_model_stream_steps_like_streaming_model(fitted, tmp_path):
+    import subprocess
+
+    from tflite_micro.python.tflite_micro import runtime
+
+    directory, _, x_val, _ = fitted
+    folder = directory / "best" / "stream"
+    tflite = (folder / "model.tflite").read_bytes()
+    stream = StreamingModel(tflite)
+    ins, outs = stream.runner.inputs, stream.runner.outputs
+    (tmp_path / "tensorflow/lite/micro").mkdir(parents=True)
+    (tmp_path / "tensorflow/lite/micro/micro_mutable_op_resolver.h").write_text(
+        _stand_ins(sorted(set(stream.runner.ops)))
+    )
+    sequence = x_val[3]
+    program = (
+        _PROGRAM.replace("IN_SIZES", "{" + ", ".join(str(int(np.prod(t.shape))) for t in ins) + "}")
+        .replace("OUT_SIZES", "{" + ", ".join(str(int(np.prod(t.shape))) for t in outs) + "}")
+        .replace("SAMPLES", "{" + ", ".join(f"{v!r}f" for v in sequence.ravel().tolist()) + "}")
+        .replace("STEPS_", str(STEPS))
+        .replace("FEATURES_", str(FEATURES))
+    )
+    (tmp_path / "main.cc").write_text(program)
+    binary = tmp_path / "stream"
+    subprocess.run(
+        ["g++", "-std=c++11", f"-I{tmp_path}", f"-I{folder}", "-o", str(binary),
+         str(tmp_path / "main.cc")],
+        check=True,
+    )  # fmt: skip
+    micro = runtime.Interpreter.from_bytes(tflite)
+    process = subprocess.Popen(
+        [str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    steps = 0
+    for line in process.stdout:
+        if line.startswith("final"):
+            final = np.array(line.split()[1:], np.float32)
+            break
+        for position, values in enumerate(line.split("|")[:-1]):
+            shape = micro.get_input_details(position)["shape"]
+            micro.set_input(np.array(values.split(), np.int8).reshape(shape), position)
+        micro.invoke()
+        raw = [micro.get_output(p).ravel() for p in range(len(outs))]
+        process.stdin.write(" ".join(str(int(v)) for r in raw for v in r) + "\n")
+        process.stdin.flush()
+        steps += 1
+    assert process.wait(timeout=60) == 0 and steps == STEPS
+    expected = stream.predict(sequence[None])
+    np.testing.assert_allclose(final, np.ravel(expected), atol=1.5 * outs[0].scale)

@@ -47,16 +47,13 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             metrics up), "min" or "max". Defaults to "auto".
         min_delta: Smallest change that counts as an improvement. Defaults to 0.
         initial_value_threshold: A value the first best must beat. Defaults to None.
-        max_normalized_rmse: Largest `tflite_normalized_rmse_vs_float` (RMSE against float over
-            the float outputs' spread, in TFLite Micro) an exportable model may have; an error
-            within one output step always passes. Healthy models measured 0.012-0.069, models
-            calibrated on 5 samples 0.25-0.43. None disables it. Defaults to 0.15.
+        max_normalized_rmse: Largest `tflite_normalized_rmse_vs_float` (RMSE over the float
+            outputs' spread, TFLite Micro) an exportable model may have. Defaults to 0.15.
         max_error: Largest `tflite_mae_vs_float` an exportable model may have. Defaults to None.
         max_model_bytes: Flash budget: larger models are not exportable. Defaults to None.
         max_arena_bytes: RAM budget for the TFLite Micro arena. Defaults to None.
         save_best_only: Keep only the best export's files. Defaults to True.
-        keep_last: With `save_best_only=False`, export folders kept besides the best. Defaults
-            to None (all).
+        keep_last: With `save_best_only=False`, folders kept besides the best (None: all).
         float_monitor: The key `export_freq="improvement"` watches. Defaults to "val_loss".
         blocking: Export on the training thread: results join that epoch's logs. Defaults to
             False.
@@ -67,11 +64,13 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         strategies: Conversion strategies to try, in order. Defaults to all.
         timeout: Seconds one conversion strategy may run. Defaults to 600.
         log_dir: Where TensorBoard summaries go. Defaults to `tensorboard`'s log_dir.
-        tensorboard: A Keras `TensorBoard` callback whose runs the int8 curves join. Defaults
-            to the one in the same fit, if any; else summaries go to `directory/logs`.
+        tensorboard: The Keras `TensorBoard` callback whose runs the int8 curves join. Defaults
+            to the fit's, if any (else summaries go to `directory/logs`).
         images: Draw prediction or confusion-matrix images (matplotlib). Defaults to True.
         layer_errors: Measure each layer's int8 error (QuantizationDebugger) and show the worst
             layers of each new best. Defaults to False.
+        streaming: Also export a recurrent model's one-step form, judged by stepping through
+            the sequences (`tflite_stream_*` logs, `best/stream/`). Defaults to False.
         verbose: 1 prints one line per export. Defaults to 1.
 
     Example:
@@ -113,6 +112,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         tensorboard: keras.callbacks.Callback | None = None,
         images: bool = True,
         layer_errors: bool = False,
+        streaming: bool = False,
         verbose: int = 1,
     ):
         super().__init__()
@@ -195,7 +195,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         return self._schedule.per_batch
 
     def _implements_test_batch_hooks(self) -> bool:
-        return False
+        return False  # nor predict batch hooks (below)
 
     _implements_predict_batch_hooks = _implements_test_batch_hooks
 

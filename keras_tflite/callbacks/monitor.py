@@ -22,7 +22,12 @@ _FIDELITY = {
     "snr_db": "max",
     "top1_agreement": "max",
 }
-_SIZES = ("tflite_model_bytes", "tflite_arena_bytes", "tflite_rebuild_max_abs_diff")
+_SIZES = (
+    "tflite_model_bytes",
+    "tflite_arena_bytes",
+    "tflite_invoke_seconds",
+    "tflite_rebuild_max_abs_diff",
+)
 
 
 def check_mode(mode: Any, argument: str = "mode") -> str:
@@ -39,6 +44,7 @@ def direction(key: str, compile_config: dict[str, Any] | None) -> str:
     Raises:
         ValueError: when the direction cannot be told from the key or the model's metrics.
     """
+    key = key.replace("tflite_stream_", "tflite_")  # the streaming model's keys go alike
     if key in _SIZES or key == "tflite_litert_max_lsb_vs_micro":
         return "min"
     if key.startswith("tflite_") and key.endswith("_vs_float"):

@@ -83,11 +83,14 @@ class ExportPipeline:
             # A new best is what gets deployed: checked against its full conversion first.
             checked = self.exporter.verify(snapshot.weights, judged, snapshot.reference)
             if checked is not judged:
-                judged = checked
+                checked.stream, judged = judged.stream, checked
                 logs, reason, value = self._verdict(snapshot, judged)
         if value is None and reason is None:
             self.missing_monitor = True
         notes = gates.notes(judged, logs)
+        stream = self._stream_verdict(judged)
+        if stream and stream.get("not_kept"):
+            notes["stream"] = f"the streaming model is not kept: {stream['not_kept']}"
         entry = ExportRecord(
             epoch=snapshot.epoch + 1,
             step=snapshot.step,
@@ -104,6 +107,7 @@ class ExportPipeline:
             skipped_epochs=snapshot.skipped_epochs,
             notes=notes,
             conversion=None if judged.result is None else judged.result.path,
+            stream=stream,
         )
         if judged.result is not None and (entry.new_best or not self.store.save_best_only):
             entry.path = str(self._keep(judged, entry))
@@ -113,11 +117,28 @@ class ExportPipeline:
         return entry
 
     def _verdict(self, snapshot: Snapshot, judged: Judged):
-        """The export's `tflite_*` logs, why it is refused (None when it is not), and the
-        monitored value."""
+        """The export's `tflite_*` logs (its streaming model's as `tflite_stream_*`), why it is
+        refused (None when it is not), and the monitored value."""
         logs = self.tflite_logs(judged)
         reason = gates.refusal(judged, logs, self.limits, self.exporter.calibration.shortfall)
+        if judged.stream is not None:
+            stream_logs = self.tflite_logs(judged.stream)
+            logs |= {k.replace("tflite_", "tflite_stream_", 1): v for k, v in stream_logs.items()}
         return logs, reason, {**snapshot.logs, **logs}.get(self.monitor.key)
+
+    def _stream_verdict(self, judged: Judged) -> dict[str, Any] | None:
+        """The streaming model's place in the export: kept in `stream/` when it passes the same
+        gates in TFLite Micro, else why not; and its cost against the window model."""
+        stream = judged.stream
+        if stream is None:
+            return None
+        if stream.result is None:
+            return {"not_kept": stream.error}
+        logs = self.tflite_logs(stream)
+        shortfall = self.exporter.calibration.shortfall
+        reason = gates.refusal(stream, logs, self.limits, shortfall)
+        verdict = {"cost": record.stream_cost(judged)}
+        return verdict | ({"not_kept": reason} if reason else {"folder": "stream/"})
 
     def _improves(self, judged: Judged, reason: str | None, value: Any) -> bool:
         return (
@@ -159,7 +180,9 @@ class ExportPipeline:
         )
 
     def _keep(self, judged: Judged, entry: ExportRecord):
-        files = record.deployment_files(judged, self.c_symbol)
+        files: dict[str, Any] = dict(record.deployment_files(judged, self.c_symbol))
+        if entry.stream and "folder" in entry.stream:
+            files |= record.stream_files(judged, entry.metrics, self.c_symbol)
         manifest = self.manifest(judged, entry)
         return self.store.keep(entry, judged.result.tflite, manifest, files, self.c_symbol)
 
@@ -218,6 +241,7 @@ def build(
         num_validation_samples=callback.num_validation_samples,
         layer_errors=callback.layer_errors,
         owns_model=owns_model,
+        streaming=callback.streaming,
     )
     if callback.validation_data is None:
         warnings.warn(

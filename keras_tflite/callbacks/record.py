@@ -9,7 +9,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from keras_tflite.deploy import firmware
+from keras_tflite.deploy import artifacts, firmware
+from keras_tflite.runtime.flatbuffer import model_io
 
 
 @dataclasses.dataclass
@@ -35,6 +36,9 @@ class ExportRecord:
     skipped_epochs: list[int] = dataclasses.field(default_factory=list)
     path: str | None = None
     conversion: str | None = None  # "requantized" or "converted" (ConversionResult.path)
+    # streaming=True: the streaming model's folder ("stream/" when kept) or why it is not kept,
+    # and its cost against the window model.
+    stream: dict[str, Any] | None = None
     time: str = dataclasses.field(default_factory=lambda: now())
     # Notes by kind, so each kind is printed once; not written to history.jsonl.
     notes: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
@@ -69,6 +73,48 @@ def deployment_files(judged: Any, c_symbol: str) -> dict[str, str]:
     }
 
 
+def stream_files(judged: Any, logs: dict[str, float], c_symbol: str) -> dict[str, bytes]:
+    """`stream/`: the streaming model's own set (C array `<c_symbol>_stream`, model_ops.h with
+    `ModelStream`, a once-per-sample sketch, a manifest with its cost against the window's)."""
+    stream = judged.stream
+    result = stream.result
+    pairs = model_io(result.tflite)["state"]
+    symbol = f"{c_symbol}_stream"
+    arena = int(stream.metrics["arena_bytes"])
+    stream_manifest = {
+        "streaming": True,
+        "state": pairs,
+        "metrics": {k: v for k, v in logs.items() if k.startswith("tflite_stream_")},
+        **result.describe(),
+        "cost": stream_cost(judged),
+        "c_symbol": symbol,
+    }
+    files = artifacts.model_set_files(
+        result.tflite,
+        stream_manifest,
+        c_symbol=symbol,
+        extra_files={
+            "model_ops.h": firmware.model_header(
+                result.ops, result.inputs, result.outputs, arena, pairs
+            ),
+            "model.ino": firmware.stream_sketch(result.inputs, pairs, symbol),
+        },
+    )
+    return {f"stream/{name}": data for name, data in files.items()}
+
+
+def stream_cost(judged: Any) -> dict[str, Any]:
+    """What a new sample costs the streaming model against the window model: flash, arena and
+    TFLite Micro's invoke time (this machine; the ratio carries over to a device)."""
+    keys = ("model_bytes", "arena_bytes", "invoke_seconds")
+    step = {k: judged.stream.metrics.get(k) for k in keys}
+    window = {k: judged.metrics.get(k) for k in keys}
+    ratio = None
+    if step["invoke_seconds"] and window["invoke_seconds"]:
+        ratio = round(window["invoke_seconds"] / step["invoke_seconds"], 1)
+    return {"per_sample": step, "per_window": window, "window_over_sample_work": ratio}
+
+
 def manifest(judged: Any, record: ExportRecord, *, trained_on: str, c_symbol: str) -> dict:
     """What a kept export is: where it came from, how it was made and how good it is."""
     from importlib.metadata import version
@@ -88,6 +134,7 @@ def manifest(judged: Any, record: ExportRecord, *, trained_on: str, c_symbol: st
         "layer_errors": judged.layer_errors,
         "closer_to_float": record.closer_to_float,
         "warnings": record.warnings,
+        "stream": record.stream,
         "versions": {
             p: version(p)
             for p in ("keras-tflite", "tensorflow", "keras", "ai-edge-litert", "tflite-micro")
@@ -127,6 +174,8 @@ def line(record: ExportRecord, best: str) -> str:
         parts.append(f"{record.monitor} {record.value:.4g}{counterpart}")
     if "tflite_mae_vs_float" in logs:
         parts.append(f"MAE vs float {logs['tflite_mae_vs_float']:.3g} in TFLite Micro")
+    if "tflite_stream_mae_vs_float" in logs:
+        parts.append(f"streaming {logs['tflite_stream_mae_vs_float']:.3g}")
     if record.new_best:
         tail = f"new best, saved to {best}"
     elif not record.exportable:

@@ -78,7 +78,7 @@ def write_model_set(
     manifest: dict[str, Any],
     *,
     c_symbol: str,
-    extra_files: dict[str, str] | None = None,
+    extra_files: dict[str, str | bytes] | None = None,
 ) -> dict[str, Any]:
     """Writes model.tflite, model_data.h/.cc and manifest.json (with every file's hash) into a
     new `directory`: built under a temporary name, fsynced, then renamed into place whole.
@@ -89,22 +89,12 @@ def write_model_set(
     directory = Path(directory)
     if directory.exists():
         raise FileExistsError(f"Expected a new export directory. Received existing: {directory}.")
-    header, source = c_array(tflite, c_symbol)
-    files = {
-        "model.tflite": tflite,
-        "model_data.h": header.encode(),
-        "model_data.cc": source.encode(),
-    }
-    files |= {name: text.encode() for name, text in (extra_files or {}).items()}
-    manifest = {
-        **manifest,
-        "files": {n: {"bytes": len(d), "sha256": sha256(d)} for n, d in files.items()},
-    }
-    files["manifest.json"] = json.dumps(manifest, indent=2).encode()
+    files = model_set_files(tflite, manifest, c_symbol=c_symbol, extra_files=extra_files)
     directory.parent.mkdir(parents=True, exist_ok=True)
     partial = directory.parent / f".{directory.name}.{uuid.uuid4().hex}.partial"
     partial.mkdir()  # honours the umask (mkdtemp would make the set private, 0o700)
     for name, data in files.items():
+        (partial / name).parent.mkdir(exist_ok=True)  # a set inside the set: stream/
         with open(partial / name, "wb") as f:
             f.write(data)
             f.flush()
@@ -112,7 +102,34 @@ def write_model_set(
     _fsync_directory(partial)
     os.rename(partial, directory)
     _fsync_directory(directory.parent)
-    return manifest
+    return json.loads(files["manifest.json"])
+
+
+def model_set_files(
+    tflite: bytes,
+    manifest: dict[str, Any],
+    *,
+    c_symbol: str,
+    extra_files: dict[str, str | bytes] | None = None,
+) -> dict[str, bytes]:
+    """A model set's files by name: model.tflite, model_data.h/.cc, the extra files, and
+    manifest.json listing every other file's size and hash."""
+    header, source = c_array(tflite, c_symbol)
+    files = {
+        "model.tflite": tflite,
+        "model_data.h": header.encode(),
+        "model_data.cc": source.encode(),
+    }
+    files |= {
+        name: data if isinstance(data, bytes) else data.encode()
+        for name, data in (extra_files or {}).items()
+    }
+    manifest = {
+        **manifest,
+        "files": {n: {"bytes": len(d), "sha256": sha256(d)} for n, d in files.items()},
+    }
+    files["manifest.json"] = json.dumps(manifest, indent=2).encode()
+    return files
 
 
 def point_link(link: str | os.PathLike, target: str | os.PathLike) -> None:

@@ -33,8 +33,16 @@ def c_identifier(name: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in parts if p) or "Tensor"
 
 
-def model_header(ops: list[str], inputs: list[Any], outputs: list[Any], arena_bytes: int) -> str:
-    """`model_ops.h`: op resolver registration, arena size, quantization constants and helpers."""
+def model_header(
+    ops: list[str],
+    inputs: list[Any],
+    outputs: list[Any],
+    arena_bytes: int,
+    state: list[list[str]] | None = None,
+) -> str:
+    """`model_ops.h`: op resolver registration, arena size, quantization constants and helpers;
+    for a streaming model (`state`: its [state input, next-state output] names), `ModelStream`,
+    which keeps the state between calls."""
     unique = list(dict.fromkeys(ops))
     arena = -(-(arena_bytes + ARENA_HEADROOM_BYTES) // 16) * 16
     lines = [
@@ -64,8 +72,93 @@ def model_header(ops: list[str], inputs: list[Any], outputs: list[Any], arena_by
     for kind, tensors in (("Input", inputs), ("Output", outputs)):
         for index, tensor in enumerate(tensors):
             lines += _tensor_helpers(kind, index, tensor)
+    if state:
+        lines += _stream_class(inputs, outputs, state)
     lines += ["#endif  // KERAS_TFLITE_MODEL_OPS_H_", ""]
     return "\n".join(lines)
+
+
+def _stream_class(inputs: list[Any], outputs: list[Any], state: list[list[str]]) -> list[str]:
+    """`ModelStream<Interpreter>`: Reset() and Step(sample, out), the state kept in float (each
+    step dequantizes the next state and quantizes it back in, as `StreamingModel` does)."""
+    given = {pair[0] for pair in state}
+    produced = {pair[1]: pair[0] for pair in state}
+    sample = next(t for t in inputs if t.name not in given)
+    results = [t for t in outputs if t.name not in produced]
+    by_name = {t.name: t for t in inputs}
+    members = {
+        t.name: f"{_local(c_identifier(t.name), 'state')}_" for t in inputs if t.name in given
+    }
+    sizes = " + ".join(f"k{c_identifier(t.name)}OutputSize" for t in results)
+    lines = [
+        "// Streaming: call Step() once per new sample; the recurrent state is kept here between",
+        "// calls. Interpreter is tflite::MicroInterpreter.",
+        f"constexpr int kStreamOutputSize = {sizes};  // floats Step() writes to `out`",
+        "",
+        "template <typename Interpreter>",
+        "class ModelStream {",
+        " public:",
+        "  explicit ModelStream(Interpreter* interpreter) : interpreter_(interpreter) { Reset(); }",
+        "",
+        "  // Back to the initial (zero) state: before the first sample of a new sequence.",
+        "  void Reset() {",
+    ]
+    for name, member in members.items():
+        lines.append(
+            f"    for (int i = 0; i < k{c_identifier(name)}InputSize; ++i) {member}[i] = 0.0f;"
+        )
+    lines += [
+        "  }",
+        "",
+        f"  // One time step: `sample` holds k{c_identifier(sample.name)}InputSize floats, `out`"
+        " receives kStreamOutputSize.",
+        "  TfLiteStatus Step(const float* sample, float* out) {",
+        *_write_input(sample, "sample"),
+        *(line for name, member in members.items() for line in _write_input(by_name[name], member)),
+        "    TfLiteStatus status = interpreter_->Invoke();",
+        "    if (status != kTfLiteOk) return status;",
+        "    int written = 0;",
+    ]
+    for tensor in outputs:
+        target = (
+            f"{members[produced[tensor.name]]}[i]" if tensor.name in produced else "out[written++]"
+        )
+        lines += _read_output(tensor, target)
+    lines += [
+        "    return kTfLiteOk;",
+        "  }",
+        "",
+        " private:",
+        "  Interpreter* interpreter_;",
+        *(f"  float {member}[k{c_identifier(name)}InputSize];" for name, member in members.items()),
+        "};",
+        "",
+    ]
+    return lines
+
+
+def _write_input(tensor: Any, source: str) -> list[str]:
+    name, field = c_identifier(tensor.name), _FIELDS[tensor.dtype]
+    value = f"{source}[i]"
+    value = f"Quantize{name}({value})" if tensor.scale else f"({_C_TYPES[tensor.dtype]}){value}"
+    return [
+        "    {",
+        f"      TfLiteTensor* tensor = interpreter_->input(k{name}InputIndex);",
+        f"      for (int i = 0; i < k{name}InputSize; ++i) tensor->data.{field}[i] = {value};",
+        "    }",
+    ]
+
+
+def _read_output(tensor: Any, target: str) -> list[str]:
+    name, field = c_identifier(tensor.name), _FIELDS[tensor.dtype]
+    raw = f"tensor->data.{field}[i]"
+    value = f"Dequantize{name}({raw})" if tensor.scale else f"(float){raw}"
+    return [
+        "    {",
+        f"      const TfLiteTensor* tensor = interpreter_->output(k{name}OutputIndex);",
+        f"      for (int i = 0; i < k{name}OutputSize; ++i) {target} = {value};",
+        "    }",
+    ]
 
 
 def _tensor_helpers(kind: str, index: int, tensor: Any) -> list[str]:
@@ -155,6 +248,56 @@ void loop() {{
 {fill}  interpreter->Reset();  // each window is an independent sequence: clears recurrent state
   if (interpreter->Invoke() != kTfLiteOk) {{ Serial.println("invoke failed"); return; }}
 {show}  delay(1000);
+}}
+"""
+
+
+def stream_sketch(inputs: list[Any], state: list[list[str]], c_symbol: str) -> str:
+    """`model.ino` of a streaming model: one `Step()` per new sample, the state kept between."""
+    given = {pair[0] for pair in state}
+    sample = next(t for t in inputs if t.name not in given)
+    name = c_identifier(sample.name)
+    return f"""// Generated by keras-tflite: the streaming model, one sample per call.
+#include <TensorFlowLite.h>
+
+#include "model_data.h"
+#include "model_ops.h"
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/schema/schema_generated.h"
+
+namespace {{
+alignas(16) uint8_t tensor_arena[kTensorArenaSize];
+ModelStream<tflite::MicroInterpreter>* stream = nullptr;
+}}  // namespace
+
+void setup() {{
+  Serial.begin(115200);
+  const tflite::Model* model = tflite::GetModel({c_symbol});
+  static tflite::MicroMutableOpResolver<kModelOpCount> resolver;
+  if (RegisterModelOps(resolver) != kTfLiteOk) {{
+    Serial.println("op registration failed");
+    return;
+  }}
+  static tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, kTensorArenaSize);
+  if (interpreter.AllocateTensors() != kTfLiteOk) {{
+    Serial.println("raise kTensorArenaSize");
+    return;
+  }}
+  static ModelStream<tflite::MicroInterpreter> model_stream(&interpreter);
+  stream = &model_stream;  // Reset() starts a new sequence
+}}
+
+void loop() {{  // once per new sample: the cost of one time step, not of a window
+  if (stream == nullptr) return;
+  float sample[k{name}InputSize] = {{}};  // your sensor here: '{sample.name}', one time step
+  float out[kStreamOutputSize];
+  if (stream->Step(sample, out) != kTfLiteOk) {{ Serial.println("invoke failed"); return; }}
+  for (int i = 0; i < kStreamOutputSize; ++i) {{
+    if (i > 0) Serial.print(", ");
+    Serial.print(out[i], 6);
+  }}
+  Serial.println();
+  delay(1000);
 }}
 """
 

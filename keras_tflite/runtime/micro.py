@@ -42,6 +42,19 @@ class MicroModel(QuantizedRunner):
         self.interpreter.invoke()
         return [self.interpreter.get_output(p) for p in range(len(self.outputs))]
 
+    def invoke_seconds(self, repeats: int = 20) -> float:
+        """TFLite Micro's time for one invoke on this machine: the inputs last set, invoked
+        `repeats` times, the fastest of three rounds (call after a `predict`)."""
+        import time
+
+        rounds = []
+        for _ in range(3):
+            began = time.perf_counter()
+            for _ in range(repeats):
+                self.interpreter.invoke()
+            rounds.append((time.perf_counter() - began) / repeats)
+        return min(rounds)
+
     @property
     def arena_bytes(self) -> int:
         """Arena bytes the model used, as TFLite Micro's recording allocator reports them.

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_tflite.runtime.flatbuffer import display_name
+from keras_tflite.runtime.flatbuffer import display_name, model_io
 from keras_tflite.runtime.inspect import trailing_number
 from keras_tflite.specs import TensorInfo, flat, output_names
 from keras_tflite.worker import protocol
@@ -41,6 +41,8 @@ def judge(model: Any, tflite: bytes, job_dir: Path, job: Job) -> dict[str, Any]:
         report["rebuild_max_abs_diff"] = max(
             float(np.max(np.abs(a - b))) for a, b in zip(rebuilt, expected)
         )
+    if (model_io(tflite) or {}).get("state"):
+        return _judge_streaming(tflite, arrays[0], expected, job_dir, report)
     named = {i.name: a for i, a in zip(inputs, arrays)}
     litert, micro = TFLiteModel(tflite), None
     try:
@@ -70,10 +72,31 @@ def judge(model: Any, tflite: bytes, job_dir: Path, job: Job) -> dict[str, Any]:
     protocol.write_judged(job_dir, expected, joined(chunks["litert"]), micro_outputs)
     if micro is not None:
         report["arena_bytes"] = micro.arena_bytes
+        report["invoke_seconds"] = micro.invoke_seconds()
     return report
 
 
 _JUDGE_CHUNK = 16
+
+
+def _judge_streaming(tflite, sequences, expected, job_dir: Path, report: dict) -> dict[str, Any]:
+    """A streaming model stepped through each validation sequence from the initial state; its
+    last-step outputs against the window model's. `invoke_seconds` is one step's."""
+    from keras_tflite.runtime.streaming import StreamingModel
+
+    litert = flat(StreamingModel(tflite, "litert").predict(sequences))
+    protocol.progress(job_dir, "comparing", len(sequences) // 2, len(sequences))
+    micro = None
+    try:
+        stream = StreamingModel(tflite, "micro")
+        micro = flat(stream.predict(sequences))
+        report["invoke_seconds"] = stream.runner.invoke_seconds()  # one step
+        report["arena_bytes"] = stream.arena_bytes
+    except RuntimeError as error:  # an op TFLite Micro lacks: reported, not fatal
+        report["micro_error"] = f"{error}: {protocol.last_messages(log_path(), count=2)}"
+    protocol.progress(job_dir, "comparing", len(sequences), len(sequences))
+    protocol.write_judged(job_dir, expected, litert, micro)
+    return report
 
 
 def _paired_outputs(runner: Any, names: list[str]) -> list[int]:
