@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from keras_tflite.quantization import configure
-from keras_tflite.runtime.flatbuffer import with_model_io
+from keras_tflite.runtime.flatbuffer import with_model_io, with_shared_state_scales
 from keras_tflite.specs import TensorInfo, flat, framework_of, output_names
 from keras_tflite.worker import protocol, requantize, strategies, streaming, tfmot
 from keras_tflite.worker.protocol import Job
@@ -85,12 +85,13 @@ def _named(tflite: bytes, model: Any, job: Job, step: Any = None) -> bytes:
         return with_model_io(tflite, inputs, output_names(model, _output_count(tflite)))
     pairs = streaming.state_pairs(step)
     outputs = output_names(model, _output_count(tflite) - len(pairs))
-    return with_model_io(
+    named = with_model_io(
         tflite,
         [*inputs, *(given for given, _ in pairs)],
         [*outputs, *(produced for _, produced in pairs)],
         {"state": pairs},
     )
+    return with_shared_state_scales(named, pairs)
 
 
 def _checked_template(name, model, job_dir, job, capture, converted: bytes):
