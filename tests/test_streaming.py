@@ -51,7 +51,11 @@ def test_stepping_agrees_with_the_float_window_model(streamed, kind, runtime):
     sequences, found = streamed
     model, result = found[kind]
     assert result.strategy == "streaming" and "WHILE" not in result.ops
-    assert [t.shape for t in result.inputs][0] == (1, FEATURES)  # one time step, batch 1
+    assert int(np.prod(result.inputs[0].shape)) == FEATURES  # one time step, batch 1
+    # LSTMs run fused, their state kept inside; other cells feed their state out and back in.
+    lstm = kind in ("lstm", "stacked_lstm")
+    assert ("UNIDIRECTIONAL_SEQUENCE_LSTM" in result.ops) == lstm
+    assert len(result.inputs) == (1 if lstm else 2)
     stream = StreamingModel(result.tflite, runtime)
     window = model.predict(sequences, verbose=0)
     final = stream.predict(sequences)
@@ -59,9 +63,10 @@ def test_stepping_agrees_with_the_float_window_model(streamed, kind, runtime):
 
 
 @pytest.mark.slow
-def test_the_state_is_carried_between_calls_and_reset_restores_it(streamed):
+@pytest.mark.parametrize("kind", ["lstm", "gru"])  # state inside the model, state fed back
+def test_the_state_is_carried_between_calls_and_reset_restores_it(streamed, kind):
     sequences, found = streamed
-    _, result = found["lstm"]
+    _, result = found[kind]
     stream = StreamingModel(result.tflite)
     every = stream.predict(sequences[:4], all_steps=True)
     assert every.shape == (4, STEPS, 1)
@@ -78,15 +83,15 @@ def test_the_state_is_carried_between_calls_and_reset_restores_it(streamed):
 
 
 @pytest.mark.slow
-def test_the_state_tensors_are_named_and_paired(streamed):
+def test_state_fed_back_is_named_paired_and_shares_its_quantization(streamed):
     _, found = streamed
-    _, result = found["stacked_lstm"]
-    inputs = [t.name for t in result.inputs]
-    outputs = [t.name for t in result.outputs]
-    assert inputs[0] == "series" and outputs[0] == "next"
-    states = inputs[1:]
-    assert len(states) == 4 and all(s.endswith(("_h", "_c")) for s in states)
-    assert outputs[1:] == [f"{s}_next" for s in states]
+    _, result = found["gru"]
+    inputs, outputs = result.inputs, result.outputs
+    assert [inputs[0].name, outputs[0].name] == ["series", "next"]
+    assert [t.name for t in inputs[1:]] == ["gru_h"]
+    assert [t.name for t in outputs[1:]] == ["gru_h_next"]
+    # The int8 state goes back in as it came out: one scale and zero point for both.
+    assert (inputs[1].scale, inputs[1].zero_point) == (outputs[1].scale, outputs[1].zero_point)
 
 
 @pytest.mark.parametrize(
@@ -206,6 +211,7 @@ struct Relay {
     for (auto& v : in) { TfLiteTensor t; t.data.int8 = v.data(); in_t.push_back(t); }
     for (auto& v : out) { TfLiteTensor t; t.data.int8 = v.data(); out_t.push_back(t); }
   }
+  void Reset() { std::printf("reset\\n"); std::fflush(stdout); }
   TfLiteTensor* input(int i) { return &in_t[i]; }
   const TfLiteTensor* output(int i) { return &out_t[i]; }
   TfLiteStatus Invoke() {
@@ -271,6 +277,9 @@ def test_the_generated_model_stream_steps_like_streaming_model(fitted, tmp_path)
         if line.startswith("final"):
             final = np.array(line.split()[1:], np.float32)
             break
+        if line.startswith("reset"):  # ModelStream::Reset(): the fused LSTM's state zeroed
+            micro.reset()
+            continue
         for position, values in enumerate(line.split("|")[:-1]):
             shape = micro.get_input_details(position)["shape"]
             micro.set_input(np.array(values.split(), np.int8).reshape(shape), position)

@@ -37,8 +37,12 @@ class TFLiteModel(QuantizedRunner):
         self._input_index = [d["index"] for d in self.interpreter.get_input_details()]
         self._output_index = [d["index"] for d in self.interpreter.get_output_details()]
 
-    def _invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    def reset_state(self) -> None:
         self.interpreter.reset_all_variables()
+
+    def _invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if not self.keeps_state:
+            self.interpreter.reset_all_variables()
         for index, value in zip(self._input_index, inputs):
             self.interpreter.set_tensor(index, value)
         self.interpreter.invoke()

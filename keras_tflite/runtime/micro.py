@@ -36,11 +36,15 @@ class MicroModel(QuantizedRunner):
 
     def _invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         # TFLite Micro's input(i) and output(i) are the flatbuffer's, as `io_details` lists them.
-        self.interpreter.reset()
+        if not self.keeps_state:
+            self.interpreter.reset()
         for position, value in enumerate(inputs):
             self.interpreter.set_input(value, position)
         self.interpreter.invoke()
         return [self.interpreter.get_output(p) for p in range(len(self.outputs))]
+
+    def reset_state(self) -> None:
+        self.interpreter.reset()
 
     def invoke_seconds(self, repeats: int = 20) -> float:
         """TFLite Micro's time for one invoke on this machine: the inputs last set, invoked

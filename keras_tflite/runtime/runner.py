@@ -22,7 +22,13 @@ def _read(model: bytes | str | os.PathLike) -> bytes:
 
 
 class QuantizedRunner(abc.ABC):
-    """What LiteRT and TFLite Micro runs share: input matching, batching, (de)quantization."""
+    """What LiteRT and TFLite Micro runs share: input matching, batching, (de)quantization.
+
+    Each invoke starts from the model's initial state (variable tensors, such as a fused LSTM's
+    state, are reset) unless `keeps_state`: a streaming model's state lives there between calls.
+    """
+
+    keeps_state = False
 
     def __init__(self, model: bytes | str | os.PathLike):
         self.tflite = _read(model)
@@ -86,6 +92,10 @@ class QuantizedRunner(abc.ABC):
                     f" Received: an array of shape {tuple(array.shape)}."
                 )
         return arrays
+
+    @abc.abstractmethod
+    def reset_state(self) -> None:
+        """Back to the model's initial state (its variable tensors zeroed)."""
 
     @abc.abstractmethod
     def _invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -50,8 +50,12 @@ class StreamingModel:
         if not pairs:
             raise ValueError(
                 "Expected a streaming model (keras_tflite.convert(..., streaming=True)). "
-                "Received a .tflite file without recurrent state inputs and outputs."
+                "Received a .tflite file without recurrent state."
             )
+        # "internal": fused LSTMs keep the state in their variable tensors (one stream).
+        self.internal = pairs == "internal"
+        self.runner.keeps_state = self.internal
+        pairs = [] if self.internal else pairs
         names = [t.name for t in self.runner.inputs]
         outputs = [t.name for t in self.runner.outputs]
         self._state_inputs = [names.index(given) for given, _ in pairs]
@@ -65,7 +69,10 @@ class StreamingModel:
         self.reset()
 
     def reset(self, batch: int = 1) -> None:
-        """Back to the initial (zero) state, for `batch` independent streams."""
+        """Back to the initial (zero) state, for `batch` independent streams (one, for a model
+        that keeps its state inside)."""
+        if self.internal:
+            self.runner.reset_state()
         self._states = [
             np.zeros((batch, *self.runner.inputs[i].shape[1:]), np.float32)
             for i in self._state_inputs
@@ -78,18 +85,24 @@ class StreamingModel:
             The outputs at this step (float; one array for a single-output model).
         """
         x = np.asarray(sample, np.float32)
-        single = x.ndim == len(self.sample.shape) - 1
+        per_sample = self.sample.shape[2:] if self.internal else self.sample.shape[1:]
+        single = x.ndim == len(per_sample)
         x = x[None] if single else x
-        if tuple(x.shape[1:]) != tuple(self.sample.shape[1:]):
+        if self.internal and len(x) != 1:
             raise ValueError(
-                f"Expected a sample of shape {tuple(self.sample.shape[1:])} (one time step) or "
-                f"(streams, {', '.join(map(str, self.sample.shape[1:]))}). Received: "
+                "Expected one stream: this model keeps its state inside (fused LSTM ops). "
+                f"Received samples of {len(x)} streams; step them through predict()."
+            )
+        if tuple(x.shape[1:]) != tuple(per_sample):
+            raise ValueError(
+                f"Expected a sample of shape {tuple(per_sample)} (one time step) or "
+                f"(streams, {', '.join(map(str, per_sample))}). Received: "
                 f"{tuple(np.shape(sample))}."
             )
-        if len(x) != len(self._states[0]):
+        if self._states and len(x) != len(self._states[0]):
             self.reset(len(x))
         arrays: list[np.ndarray] = [np.empty(0)] * len(self.runner.inputs)
-        arrays[self._sample_input] = x
+        arrays[self._sample_input] = x[:, None] if self.internal else x
         for position, state in zip(self._state_inputs, self._states):
             arrays[position] = state
         results = self.runner.predict(arrays)
@@ -107,11 +120,16 @@ class StreamingModel:
             ([streams, time, ...]) with `all_steps`.
         """
         sequences = np.asarray(sequences, np.float32)
-        if sequences.ndim != len(self.sample.shape) + 1:
+        per_sample = self.sample.shape[2:] if self.internal else self.sample.shape[1:]
+        if sequences.ndim != len(per_sample) + 2:
             raise ValueError(
                 f"Expected sequences of shape (streams, time, "
-                f"{', '.join(map(str, self.sample.shape[1:]))}). Received: {sequences.shape}."
+                f"{', '.join(map(str, per_sample))}). Received: {sequences.shape}."
             )
+        if self.internal:  # one stream at a time
+            results = [self._one_stream(s, all_steps) for s in sequences]
+            outputs = [np.concatenate(parts) for parts in zip(*results)]
+            return outputs[0] if len(outputs) == 1 else outputs
         self.reset(len(sequences))
         steps = []
         for t in range(sequences.shape[1]):
@@ -123,6 +141,17 @@ class StreamingModel:
         else:
             outputs = steps[-1]
         return outputs[0] if len(outputs) == 1 else outputs
+
+    def _one_stream(self, sequence: np.ndarray, all_steps: bool) -> list[np.ndarray]:
+        self.reset()
+        steps = []
+        for sample in sequence:
+            out = self.step(sample[None])
+            steps.append(out if isinstance(out, list) else [out])
+        self.reset()
+        if all_steps:
+            return [np.stack([s[k] for s in steps], axis=1) for k in range(len(steps[0]))]
+        return steps[-1]
 
     @property
     def arena_bytes(self) -> int:

@@ -232,6 +232,35 @@ def frozen_step(step: StepModel) -> Any:
     return convert_variables_to_constants_v2(traced.get_concrete_function(*specs))
 
 
+def one_step_lstm_model(step: StepModel) -> Any | None:
+    """The same Keras 3 layers on a window of one time step, when every recurrent layer is an
+    LSTM the converter fuses and the last returns only its final output. Converted, the fused
+    op keeps each LSTM's state in its own variable tensors between invokes (until the
+    interpreter's Reset), at its int16 cell precision. None for any other model."""
+    recurrent = [layer for kind, layer in step.chain if kind == "recurrent"]
+    fusable = all(
+        type(layer).__name__ == "LSTM"
+        and layer.use_bias
+        and not layer.unroll
+        and getattr(layer.activation, "__name__", "") == "tanh"
+        and getattr(layer.recurrent_activation, "__name__", "") == "sigmoid"
+        for layer in recurrent
+    )
+    if framework_of(step.model) != "keras" or not fusable or recurrent[-1].return_sequences:
+        return None
+    import keras
+
+    x = inputs = keras.Input((1, *step.input.shape[1:]), batch_size=1, name=step.input.name)
+    for _, layer in step.chain:
+        x = layer(x)
+    return keras.Model(inputs, x)
+
+
+def ordered_steps(sequences: np.ndarray) -> np.ndarray:
+    """The sequences' time steps in order, one after another: [sequences x time, 1, features]."""
+    return sequences.reshape(-1, 1, *sequences.shape[2:])
+
+
 def state_pairs(step: StepModel) -> list[list[str]]:
     """[state input name, the output that is its next value] for each state."""
     return [[s.name, s.name + NEXT_SUFFIX] for s in step.states]
