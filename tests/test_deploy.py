@@ -8,28 +8,13 @@ import subprocess
 import numpy as np
 import pytest
 from conftest import build, sample_inputs
+from tflm_api import write_stand_ins
 
 from keras_tflite import TFLiteExportCallback
 from keras_tflite.deploy.firmware import c_identifier, resolver_method
 from keras_tflite.runtime.inspect import QuantizedTensor
 
 pytestmark = pytest.mark.slow  # real conversions and training
-
-# A stand-in for TFLite Micro's resolver with the real method names of the ops used here: a name
-# keras-tflite got wrong fails to compile.
-STAND_IN = """
-#pragma once
-enum TfLiteStatus { kTfLiteOk = 0, kTfLiteError = 1 };
-namespace tflite {
-template <unsigned int N> class MicroMutableOpResolver {
- public:
-  unsigned int added = 0;
-  TfLiteStatus AddUnidirectionalSequenceLSTM() { ++added; return kTfLiteOk; }
-  TfLiteStatus AddStridedSlice() { ++added; return kTfLiteOk; }
-  TfLiteStatus AddFullyConnected() { ++added; return kTfLiteOk; }
-};
-}  // namespace tflite
-"""
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +49,7 @@ def test_resolver_methods_are_tflite_micros_names(op, method):
 
 def test_resolver_arena_and_helpers_compile_and_match_python(best, tmp_path):
     manifest = json.loads((best / "manifest.json").read_text())
-    (tmp_path / "tensorflow/lite/micro").mkdir(parents=True)
-    (tmp_path / "tensorflow/lite/micro/micro_mutable_op_resolver.h").write_text(STAND_IN)
+    write_stand_ins(tmp_path)  # TFLite Micro's current API, nothing more (tests/tflm_api.py)
     values = [-3.0, -0.5, 0.0, 0.7, 2.5, 100.0]
     (tmp_path / "main.cc").write_text(
         '#include <cstdio>\n#include "model_ops.h"\n#include "model_data.h"\n'

@@ -14,12 +14,13 @@ import keras
 import numpy as np
 import pytest
 from tflite_micro.python.tflite_micro import runtime
+from tflm_api import write_stand_ins
 
 import keras_tflite
 from keras_tflite import MicroModel, TFLiteExportCallback, TFLiteModel
 from keras_tflite.cli import main as cli_main
 from keras_tflite.cli.inspect import inspect_model
-from keras_tflite.deploy.firmware import c_identifier, resolver_method
+from keras_tflite.deploy.firmware import c_identifier
 
 pytestmark = pytest.mark.slow  # real conversions and training
 
@@ -122,18 +123,6 @@ def test_a_list_for_a_file_that_does_not_record_the_order_is_refused(converted):
     )
 
 
-def _stand_in_resolver(ops: list[str]) -> str:
-    methods = "".join(
-        f"  TfLiteStatus {resolver_method(op)}() {{ return kTfLiteOk; }}\n" for op in set(ops)
-    )
-    return (
-        "#pragma once\nenum TfLiteStatus { kTfLiteOk = 0, kTfLiteError = 1 };\n"
-        "namespace tflite {\ntemplate <unsigned int N> class MicroMutableOpResolver {\n public:\n"
-        + methods
-        + "};\n}  // namespace tflite\n"
-    )
-
-
 def _helpers_program(manifest, sample: dict[str, np.ndarray]) -> str:
     """C++ that quantizes `sample` with each input's helper into the tensor its index names,
     and prints each output's dequantization table from its own helper."""
@@ -180,10 +169,7 @@ def test_callback_files_feed_each_input_its_own_tensor_on_the_device(tmp_path):
         assert details["quantization_parameters"]["zero_points"][0] == tensor["zero_point"]
 
     # The generated helpers, compiled, quantize one sample; TFLite Micro runs exactly that.
-    (tmp_path / "tensorflow/lite/micro").mkdir(parents=True)
-    (tmp_path / "tensorflow/lite/micro/micro_mutable_op_resolver.h").write_text(
-        _stand_in_resolver(manifest["ops"])
-    )
+    write_stand_ins(tmp_path)  # TFLite Micro's current API (tests/tflm_api.py)
     sample = {name: array[7:8] for name, array in inputs.items()}
     (tmp_path / "main.cc").write_text(_helpers_program(manifest, sample))
     binary = tmp_path / "helpers"

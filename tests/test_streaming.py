@@ -6,6 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from tflm_api import write_stand_ins
 
 import keras_tflite
 from keras_tflite import StreamingModel
@@ -180,23 +181,6 @@ def test_the_callback_keeps_a_complete_hash_consistent_streaming_set(fitted):
     assert all("tflite_stream_mae_vs_float" in r["metrics"] for r in history)
 
 
-def _stand_ins(ops: list[str]) -> str:
-    """TFLite Micro's declarations that model_ops.h uses, standing in for its headers."""
-    from keras_tflite.deploy.firmware import resolver_method
-
-    methods = "".join(
-        f"  TfLiteStatus {resolver_method(op)}() {{ return kTfLiteOk; }}\n" for op in ops
-    )
-    return (
-        "#pragma once\n#include <cstdint>\nenum TfLiteStatus { kTfLiteOk = 0, kTfLiteError = 1 };\n"
-        "struct TfLiteTensor {\n  union { int8_t* int8; int16_t* i16; uint8_t* uint8; float* f;"
-        " int32_t* i32; int64_t* i64; } data;\n};\n"
-        "namespace tflite {\ntemplate <unsigned int N> class MicroMutableOpResolver {\n public:\n"
-        + methods
-        + "};\n}  // namespace tflite\n"
-    )
-
-
 # A stand-in interpreter whose Invoke() hands the int8 inputs to TFLite Micro (in Python, over a
 # pipe) and takes its int8 outputs back: ModelStream runs against the real kernels and bytes.
 _PROGRAM = """#include <cstdio>
@@ -249,10 +233,7 @@ def test_the_generated_model_stream_steps_like_streaming_model(fitted, tmp_path)
     tflite = (folder / "model.tflite").read_bytes()
     stream = StreamingModel(tflite)
     ins, outs = stream.runner.inputs, stream.runner.outputs
-    (tmp_path / "tensorflow/lite/micro").mkdir(parents=True)
-    (tmp_path / "tensorflow/lite/micro/micro_mutable_op_resolver.h").write_text(
-        _stand_ins(sorted(set(stream.runner.ops)))
-    )
+    write_stand_ins(tmp_path)  # TFLite Micro's current API (tests/tflm_api.py)
     sequence = x_val[3]
     program = (
         _PROGRAM.replace("IN_SIZES", "{" + ", ".join(str(int(np.prod(t.shape))) for t in ins) + "}")
