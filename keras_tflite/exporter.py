@@ -68,6 +68,7 @@ class Exporter:
             model, representative_data, quantization, num_calibration_samples, seed
         )
         self.streaming = streaming
+        self._stream_failure: str | None = None
         if streaming:
             StepModel(model, self.inputs)  # a model with no streaming form: refused now
         judged_on = representative_data if validation_data is None else validation_data
@@ -113,7 +114,23 @@ class Exporter:
         judged = self._run(weights, reference, self.strategies)
         if self.streaming and judged.result is not None:
             judged.stream = self._run(weights, reference, [strategy_catalog.STREAMING])
+            self._give_up_streaming_after_repeats(judged.stream)
         return judged
+
+    def _give_up_streaming_after_repeats(self, stream: Judged) -> None:
+        """The same streaming failure twice: later exports skip the streaming form (each
+        attempt would cost up to a strategy's timeout), with a warning that says why."""
+        if stream.result is not None:
+            return
+        if stream.error != self._stream_failure:
+            self._stream_failure = stream.error
+            return
+        self.streaming = False
+        warnings.warn(
+            f"TFLiteExportCallback stops exporting the streaming model: it failed twice with "
+            f"{stream.error}",
+            stacklevel=4,
+        )
 
     def verify(
         self, weights: list[np.ndarray], judged: Judged, reference: list[np.ndarray] | None = None
@@ -143,6 +160,7 @@ class Exporter:
         return full
 
     def _run(self, weights, reference, strategies, candidate: bytes | None = None) -> Judged:
+        layer_errors = self.layer_errors and strategies != [strategy_catalog.STREAMING]
         began = time.perf_counter()
         if reference is None and self.owns_model:
             self._model.set_weights(weights)
@@ -161,7 +179,7 @@ class Exporter:
                 validation=self.validation.inputs,
                 reference=reference,
                 niceness=self.niceness,
-                layer_errors=self.layer_errors,
+                layer_errors=layer_errors,
                 requantize=self.requantize,
                 candidate=candidate,
             )

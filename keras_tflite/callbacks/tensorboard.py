@@ -15,8 +15,13 @@ import numpy as np
 # TFLite Micro's (the microcontroller's) and LiteRT's.
 TASK_RUN = "validation_tflite"
 LITERT_TASK_RUN = "validation_tflite_litert"
+STREAM_TASK_RUN = "validation_tflite_stream"
 EXPORT_RUN = "tflite"
-_TASK_RUNS = {"tflite_val_": TASK_RUN, "tflite_litert_val_": LITERT_TASK_RUN}
+_TASK_RUNS = {
+    "tflite_val_": TASK_RUN,
+    "tflite_litert_val_": LITERT_TASK_RUN,
+    "tflite_stream_val_": STREAM_TASK_RUN,  # the streaming model's (streaming=True)
+}
 
 
 class ExportSummaries:
@@ -96,14 +101,20 @@ class ExportSummaries:
 
 
 def _export_tag(key: str) -> str:
-    """'tflite_mae_vs_float' -> 'fidelity/mae_vs_float' (TFLite Micro's);
-    'tflite_litert_...' -> 'litert/...'."""
+    """'tflite_mae_vs_float' -> 'fidelity/mae_vs_float' (TFLite Micro's); 'tflite_litert_...'
+    -> 'litert/...'; the streaming model's 'tflite_stream_...' -> 'stream_fidelity/...' etc."""
     name = key.removeprefix("tflite_")
+    stream = name.startswith("stream_")
+    name = name.removeprefix("stream_")
     if name.startswith("litert_"):
-        return f"litert/{name.removeprefix('litert_')}"
-    if name in ("model_bytes", "arena_bytes"):
-        return f"size/{name}"
-    return f"fidelity/{name}"
+        tag = f"litert/{name.removeprefix('litert_')}"
+    elif name in ("model_bytes", "arena_bytes"):
+        tag = f"size/{name}"
+    elif name == "invoke_seconds":
+        tag = "latency/tflite_micro_invoke_seconds"
+    else:
+        tag = f"fidelity/{name}"
+    return f"stream_{tag}" if stream else tag
 
 
 def keras_log_dir(callback: Any) -> str | None:

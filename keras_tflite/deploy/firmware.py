@@ -101,13 +101,17 @@ def _stream_class(inputs: list[Any], outputs: list[Any], state: list[list[str]] 
         "template <typename Interpreter>",
         "class ModelStream {",
         " public:",
-        "  explicit ModelStream(Interpreter* interpreter) : interpreter_(interpreter) { Reset(); }",
+        "  // Construct after AllocateTensors(); the state starts at zero.",
+        "  explicit ModelStream(Interpreter* interpreter) : interpreter_(interpreter) {",
+        "    ZeroState();",
+        "  }",
         "",
         "  // Back to the initial (zero) state: before the first sample of a new sequence.",
         "  void Reset() {",
     ]
     if internal:  # the fused LSTMs' state: variable tensors, zeroed by the interpreter's Reset
         lines.append("    interpreter_->Reset();")
+    lines += ["    ZeroState();", "  }", "", "  void ZeroState() {"]
     for name, member in members.items():
         lines.append(
             f"    for (int i = 0; i < k{c_identifier(name)}InputSize; ++i) {member}[i] = 0.0f;"

@@ -48,9 +48,14 @@ class MicroModel(QuantizedRunner):
 
     def invoke_seconds(self, repeats: int = 20) -> float:
         """TFLite Micro's time for one invoke on this machine: the inputs last set, invoked
-        `repeats` times, the fastest of three rounds (call after a `predict`)."""
+        `repeats` times (fewer for a slow model: about 50 ms a round), the fastest of three
+        rounds (call after a `predict`)."""
         import time
 
+        began = time.perf_counter()
+        self.interpreter.invoke()
+        once = time.perf_counter() - began
+        repeats = max(1, min(repeats, int(0.05 / max(once, 1e-9))))
         rounds = []
         for _ in range(3):
             began = time.perf_counter()

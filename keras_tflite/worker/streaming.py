@@ -126,7 +126,7 @@ def _chain(model: Any) -> list[tuple[str, Any]]:
     for index, layer in enumerate(layers):
         kind = type(layer).__name__
         if kind in RECURRENT:
-            _check_recurrent(layer, over_time)
+            _check_recurrent(layer, over_time, last=index == recurrent[-1])
             chain.append(("recurrent", layer))
             over_time = bool(layer.return_sequences)
         elif not over_time:
@@ -145,8 +145,14 @@ def _chain(model: Any) -> list[tuple[str, Any]]:
     return chain
 
 
-def _check_recurrent(layer: Any, over_time: bool) -> None:
+def _check_recurrent(layer: Any, over_time: bool, last: bool) -> None:
     name = f"{type(layer).__name__} layer {layer.name!r}"
+    if last and layer.return_sequences:
+        raise NotStreamable(
+            f"Expected the last recurrent layer to return only its final output "
+            f"(return_sequences=False) for streaming=True. Received {name} with "
+            "return_sequences=True: a model with an output at every step is not streamed yet."
+        )
     if not over_time:
         raise NotStreamable(
             f"Expected every recurrent layer but the last to return sequences, for "
@@ -242,11 +248,13 @@ def one_step_lstm_model(step: StepModel) -> Any | None:
         type(layer).__name__ == "LSTM"
         and layer.use_bias
         and not layer.unroll
+        and not getattr(layer, "recurrent_dropout", 0)  # else Keras traces its generic loop
+        and getattr(layer, "use_cudnn", "auto") is not False
         and getattr(layer.activation, "__name__", "") == "tanh"
         and getattr(layer.recurrent_activation, "__name__", "") == "sigmoid"
         for layer in recurrent
     )
-    if framework_of(step.model) != "keras" or not fusable or recurrent[-1].return_sequences:
+    if framework_of(step.model) != "keras" or not fusable:
         return None
     import keras
 
