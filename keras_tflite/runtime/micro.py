@@ -38,6 +38,7 @@ class MicroModel(QuantizedRunner):
         # TFLite Micro's input(i) and output(i) are the flatbuffer's, as `io_details` lists them.
         if not self.keeps_state:
             self.interpreter.reset()
+        self._last_inputs = inputs
         for position, value in enumerate(inputs):
             self.interpreter.set_input(value, position)
         self.interpreter.invoke()
@@ -46,22 +47,38 @@ class MicroModel(QuantizedRunner):
     def reset_state(self) -> None:
         self.interpreter.reset()
 
-    def invoke_seconds(self, repeats: int = 20) -> float:
-        """TFLite Micro's time for one invoke on this machine: the inputs last set, invoked
-        `repeats` times (fewer for a slow model: about 50 ms a round), the fastest of three
-        rounds (call after a `predict`)."""
+    def invoke_seconds(self, repeats: int = 20) -> float | None:
+        """TFLite Micro's time for one invoke on this machine, with the inputs of the last
+        `predict` (set again each time: the arena may reuse an input's memory), the fastest of
+        three rounds of `repeats` (fewer for a slow model: about 50 ms a round). None before any
+        `predict`, or when an invoke fails."""
         import time
 
-        began = time.perf_counter()
-        self.interpreter.invoke()
-        once = time.perf_counter() - began
-        repeats = max(1, min(repeats, int(0.05 / max(once, 1e-9))))
-        rounds = []
-        for _ in range(3):
+        inputs = getattr(self, "_last_inputs", None)
+        if inputs is None:
+            return None
+
+        def once() -> None:
+            for position, value in enumerate(inputs):
+                self.interpreter.set_input(value, position)
+            self.interpreter.invoke()
+
+        try:
             began = time.perf_counter()
-            for _ in range(repeats):
-                self.interpreter.invoke()
-            rounds.append((time.perf_counter() - began) / repeats)
+            once()
+            first = time.perf_counter() - began
+            repeats = max(1, min(repeats, int(0.05 / max(first, 1e-9))))
+            rounds = []
+            for _ in range(3):
+                began = time.perf_counter()
+                for _ in range(repeats):
+                    once()
+                rounds.append((time.perf_counter() - began) / repeats)
+        except RuntimeError:
+            return None
+        finally:
+            if not self.keeps_state:
+                self.interpreter.reset()
         return min(rounds)
 
     @property

@@ -72,7 +72,9 @@ def judge(model: Any, tflite: bytes, job_dir: Path, job: Job) -> dict[str, Any]:
     protocol.write_judged(job_dir, expected, joined(chunks["litert"]), micro_outputs)
     if micro is not None:
         report["arena_bytes"] = micro.arena_bytes
-        report["invoke_seconds"] = micro.invoke_seconds()
+        seconds = micro.invoke_seconds()
+        if seconds is not None:
+            report["invoke_seconds"] = seconds
     return report
 
 
@@ -90,7 +92,9 @@ def _judge_streaming(tflite, sequences, expected, job_dir: Path, report: dict) -
     try:
         stream = StreamingModel(tflite, "micro")
         micro = flat(stream.predict(sequences))
-        report["invoke_seconds"] = stream.runner.invoke_seconds()  # one step
+        seconds = stream.runner.invoke_seconds()  # one step
+        if seconds is not None:
+            report["invoke_seconds"] = seconds
         report["arena_bytes"] = stream.arena_bytes
     except RuntimeError as error:  # an op TFLite Micro lacks: reported, not fatal
         report["micro_error"] = f"{error}: {protocol.last_messages(log_path(), count=2)}"
