@@ -12,7 +12,6 @@ Run: python examples/forecast_lstm.py [--epochs N] [--out DIR]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -51,18 +50,7 @@ def main() -> None:
     )
 
     best = Path(args.out) / "best"
-    manifest = json.loads((best / "manifest.json").read_text())
-    metrics = manifest["metrics"]
-    print(f"\nDeployable model: {best}/ (epoch {manifest['epoch']})")
-    print(
-        f"  {manifest['model_bytes']} bytes, ops {manifest['ops']}, "
-        f"TFLite Micro arena {int(metrics['tflite_arena_bytes'])} bytes"
-    )
-    print(
-        f"  forecast MAE {metrics['tflite_val_mae'] * std:.2f} °F (int8, TFLite Micro); "
-        f"int8 vs float {metrics['tflite_mae_vs_float'] * std:.3f} °F in TFLite Micro, "
-        f"{metrics['tflite_litert_mae_vs_float'] * std:.3f} °F in LiteRT"
-    )
+    seattle.report(best, std, "epoch {epoch}")
     print(f"  C array for Arduino / TFLite Micro: {best / 'model_data.cc'}")
     print(f"  TensorBoard: tensorboard --logdir {Path(args.out) / 'logs'}")
 

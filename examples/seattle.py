@@ -34,3 +34,22 @@ def windows(steps: int = STEPS):
     y = ((temps[steps:] - mean) / std)[:, None].astype(np.float32)
     split = int(0.8 * count)
     return (x[:split], y[:split]), (x[split:], y[split:]), (mean, std)
+
+
+def report(best, std: float, where: str) -> None:
+    """Prints where the deployable int8 model is (`where`: its epoch or step) and its error in
+    °F, in TFLite Micro and LiteRT, from its manifest."""
+    import json
+
+    manifest = json.loads((best / "manifest.json").read_text())
+    metrics = manifest["metrics"]
+    print(f"\nDeployable model: {best}/ ({where.format(**manifest)})")
+    print(
+        f"  {manifest['model_bytes']} bytes, ops {manifest['ops']}, "
+        f"TFLite Micro arena {int(metrics['tflite_arena_bytes'])} bytes"
+    )
+    print(
+        f"  forecast MAE {metrics['tflite_val_mae'] * std:.2f} °F (int8, TFLite Micro); "
+        f"int8 vs float {metrics['tflite_mae_vs_float'] * std:.3f} °F in TFLite Micro, "
+        f"{metrics['tflite_litert_mae_vs_float'] * std:.3f} °F in LiteRT"
+    )

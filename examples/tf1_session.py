@@ -12,7 +12,6 @@ Run: python examples/tf1_session.py [--steps 600] [--out exports_tf1]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -66,21 +65,8 @@ def main() -> None:
                 rows = rng.integers(0, len(train[0]), 64)
                 session.run(train_op, {series: train[0][rows], target: train[1][rows]})
 
-    best = Path(args.out) / "best"
-    history = (Path(args.out) / "history.jsonl").read_text().splitlines()
-    manifest = json.loads((best / "manifest.json").read_text())
-    metrics = manifest["metrics"]
-    print(f"\nDeployable model: {best}/ (step {manifest['step']}, of {len(history)} exports)")
-    print(
-        f"  {manifest['model_bytes']} bytes, ops {manifest['ops']}, "
-        f"TFLite Micro arena {int(metrics['tflite_arena_bytes'])} bytes"
-    )
-    print(
-        f"  forecast MAE {metrics['tflite_val_mae'] * std:.2f} °F (int8, TFLite Micro); "
-        f"int8 vs float {metrics['tflite_mae_vs_float'] * std:.3f} °F in TFLite Micro, "
-        f"{metrics['tflite_litert_mae_vs_float'] * std:.3f} °F in LiteRT"
-    )
-
+    exports = len((Path(args.out) / "history.jsonl").read_text().splitlines())
+    seattle.report(Path(args.out) / "best", std, f"step {{step}}, of {exports} exports")
 
 if __name__ == "__main__":
     main()
