@@ -3,7 +3,8 @@
 Trains on vega_datasets' hourly Seattle temperatures (5-day windows) with TFLiteExportCallback in
 `model.fit`: each epoch's model is converted, judged in LiteRT and TFLite Micro, and the best
 deployable one (judged on TFLite Micro, the microcontroller's runtime) is kept in exports/best/
-(model.tflite, model_data.h/.cc, model_ops.h, model.ino, manifest.json).
+(model.tflite, model_data.h/.cc, model_ops.h, model.ino, manifest.json). `target="nano33ble"`
+holds it to an Arduino Nano 33 BLE Sense's flash and RAM and estimates its time there.
 Keras' TensorBoard callback writes the float curves; the export callback finds its log_dir and
 writes the int8 curves beside them (run "validation_tflite").
 Run: python examples/forecast_lstm.py [--epochs N] [--out DIR]
@@ -42,7 +43,7 @@ def main() -> None:
     keras.utils.set_random_seed(0)
     train, val, (_, std) = seattle.windows()
     model = build_model()
-    export = TFLiteExportCallback(args.out, train, val)  # the one line
+    export = TFLiteExportCallback(args.out, train, val, target="nano33ble")  # the one line
     # Float curves in the same charts; listed first, it keeps the tflite_* keys out of its "train" run.
     board = keras.callbacks.TensorBoard(str(Path(args.out) / "logs"))
     model.fit(

@@ -37,17 +37,22 @@ def windows(steps: int = STEPS):
 
 
 def report(best, std: float, where: str) -> None:
-    """Prints where the deployable int8 model is (`where`: its epoch or step) and its error in
-    °F, in TFLite Micro and LiteRT, from its manifest."""
+    """Prints where the deployable int8 model is (`where`: its epoch or step), what it needs on
+    the board, and its error in °F, in TFLite Micro and LiteRT, from its manifest."""
     import json
 
     manifest = json.loads((best / "manifest.json").read_text())
     metrics = manifest["metrics"]
     print(f"\nDeployable model: {best}/ ({where.format(**manifest)})")
+    device = manifest["device"]
+    arenas = device["arena_bytes"]
     print(
-        f"  {manifest['model_bytes']} bytes, ops {manifest['ops']}, "
-        f"TFLite Micro arena {int(metrics['tflite_arena_bytes'])} bytes"
+        f"  {manifest['model_bytes']} bytes, ops {manifest['ops']}; tensor arena on a Cortex-M "
+        f"{arenas['reference']} bytes (reference kernels), {arenas['cmsis_nn']} (CMSIS-NN)"
     )
+    target = device.get("target")
+    if target and target["latency_ms"] is not None:
+        print(f"  ~{target['latency_ms']:.0f} ms per forecast on {target['board']} (estimated)")
     print(
         f"  forecast MAE {metrics['tflite_val_mae'] * std:.2f} °F (int8, TFLite Micro); "
         f"int8 vs float {metrics['tflite_mae_vs_float'] * std:.3f} °F in TFLite Micro, "

@@ -55,7 +55,7 @@ def main() -> None:
     with tf.Graph().as_default():
         tf1.set_random_seed(0)
         series, target, train_op = build_graph()
-        hook = TFLiteExportHook(args.out, train, val)  # the one line (plus its listener)
+        hook = TFLiteExportHook(args.out, train, val, target="nano33ble")  # + its listener
         saver = tf1.train.CheckpointSaverHook(
             f"{args.out}/checkpoints", save_steps=100, listeners=[hook.listener()]
         )

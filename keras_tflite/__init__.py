@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from keras_tflite.board.targets import TARGETS, Target
 from keras_tflite.conversion import ConversionError, ConversionResult, convert
 from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES, MIN_RECOMMENDED_SAMPLES
 from keras_tflite.qat import prepare_qat
@@ -47,9 +48,11 @@ __all__ = [
     "QuantizedTensor",
     "STRATEGIES",
     "StreamingModel",
+    "TARGETS",
     "TFLiteExportCallback",
     "TFLiteExportHook",
     "TFLiteModel",
+    "Target",
     "convert",
     "convert_session",
     "prepare_qat",

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from keras_tflite import jobs
+from keras_tflite.board import Board
 from keras_tflite.conversion import DEFAULT_TIMEOUT, ConversionResult, result_of, run_job
 from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES, coverage_gap
 from keras_tflite.data.prepare import calibration_samples
@@ -48,6 +49,7 @@ class Exporter:
         layer_errors: bool = False,
         owns_model: bool = False,
         streaming: bool = False,
+        board: Board = Board(),
     ):
         if representative_data is None and validation_data is None:
             raise ValueError(
@@ -68,6 +70,7 @@ class Exporter:
             model, representative_data, quantization, num_calibration_samples, seed
         )
         self.streaming = streaming
+        self.board = board  # the arena and instructions reported are this board's
         self._stream_failure: str | None = None
         if streaming:
             StepModel(model, self.inputs)  # a model with no streaming form: refused now
@@ -197,7 +200,7 @@ class Exporter:
                 supervisor.facts(job_dir),
             )
             self._learn_path(job_dir, result)
-            return read_judged(job_dir, result, began)
+            return read_judged(job_dir, result, began, self.board)
         except Exception as error:  # noqa: BLE001 - an export failure never stops training
             return Judged(None, {}, [], [], None, f"{type(error).__name__}: {error}", since(began))
         finally:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_tflite.board import Board
 from keras_tflite.conversion import ConversionResult
 from keras_tflite.runtime.fidelity import fidelity
 from keras_tflite.worker import protocol
@@ -35,10 +36,14 @@ class Judged:
     layer_errors: list[dict[str, Any]] | None = None
     verification: dict[str, Any] | None = None  # a full conversion against a candidate
     stream: Judged | None = None  # the streaming form of the same snapshot (streaming=True)
+    device: dict[str, Any] | None = None  # `board.device_report`, when TFLite Micro ran it
 
 
-def read_judged(job_dir: Path, result: ConversionResult, began: float) -> Judged:
-    """The worker's judgement of `result`: runtime outputs against float, and their metrics."""
+def read_judged(
+    job_dir: Path, result: ConversionResult, began: float, board: Board = Board()
+) -> Judged:
+    """The worker's judgement of `result`: runtime outputs against float, and their metrics
+    (the arena and instructions for `board`)."""
     events = protocol.read_events(job_dir)
     verification = protocol.first(events, Event.VERIFIED)
     if verification is not None and verification["difference"] is None:
@@ -55,7 +60,7 @@ def read_judged(job_dir: Path, result: ConversionResult, began: float) -> Judged
     if micro_error is None:
         metrics |= {f"{k}_vs_float": v for k, v in fidelity(expected, micro).items()}
         metrics["litert_max_lsb_vs_micro"] = _max_lsb(result, litert, micro)
-        metrics["arena_bytes"] = float(report["arena_bytes"])
+        metrics |= board.metrics(report["device"])
     if "invoke_seconds" in report:  # TFLite Micro's time for one invoke, on this machine
         metrics["invoke_seconds"] = float(report["invoke_seconds"])
     metrics["model_bytes"] = float(result.size)
@@ -73,6 +78,7 @@ def read_judged(job_dir: Path, result: ConversionResult, began: float) -> Judged
         micro,
         layers,
         verification,
+        device=report.get("device"),
     )
 
 

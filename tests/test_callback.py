@@ -89,7 +89,7 @@ def test_background_exports_do_not_block_and_finish_by_train_end(tmp_path, data,
     assert read_manifest(tmp_path / "best") is not None
     assert re.search(
         r"Epoch 3: (\(epochs? [\d, -]+ not exported\) )?int8 [\d.]+ KB, arena [\d.]+ KB, "
-        r"tflite_val_loss",
+        r"~[\d.]+M instructions, tflite_val_loss",
         capsys.readouterr().out,
     )
 
@@ -251,7 +251,8 @@ def test_verbose_line_shows_int8_and_float_values(tmp_path, data, capsys):
     _model().fit(*train, validation_data=val, epochs=1, callbacks=[callback], verbose=0)
     line = capsys.readouterr().out
     assert re.search(
-        r"Epoch 1: int8 [\d.]+ KB, arena [\d.]+ KB, tflite_val_loss [\d.]+ \(float [\d.]+\), "
+        r"Epoch 1: int8 [\d.]+ KB, arena [\d.]+ KB, ~[\d.]+M instructions, "
+        r"tflite_val_loss [\d.]+ \(float [\d.]+\), "
         r"MAE vs float [\d.e-]+ in TFLite Micro - new best, saved to .*best",
         line,
     ), line

@@ -54,9 +54,22 @@ def test_text_report(lstm_file):
     done = _run("inspect", path)
     assert done.returncode == 0
     assert "series: int8 (1, 24, 3), scale" in done.stdout
-    assert (
-        "UNIDIRECTIONAL_SEQUENCE_LSTM" in done.stdout and "TFLite Micro: runs; arena" in done.stdout
-    )
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in done.stdout and "TFLite Micro: runs" in done.stdout
+    assert "arena on a 32-bit Cortex-M: reference" in done.stdout
+
+
+def test_a_target_gives_the_time_and_an_unknown_one_is_refused(lstm_file):
+    _, path = lstm_file
+    done = _run("inspect", path, "--target", "nano33ble", "--json")
+    assert done.returncode == 0, done.stderr
+    device = json.loads(done.stdout)["device"]
+    target = device["target"]
+    instructions = device["instructions"]["cortex-m4/cmsis_nn"]
+    assert target["latency_ms"] == pytest.approx(instructions * 1.3 / 64e6 * 1e3, rel=1e-3)
+    assert device["tensor_arena_size"] == max(device["arena_bytes"].values())
+    refused = _run("inspect", path, "--target", "pico")
+    assert refused.returncode == 2
+    assert "Expected target to be one of" in refused.stderr and "'pico'" in refused.stderr
 
 
 def test_a_model_tflite_micro_cannot_run_exits_1_and_says_why(tmp_path):

@@ -172,6 +172,21 @@ def test_a_small_validation_file_is_not_mistaken_for_calibration(tmp_path, recwa
     ]
 
 
+def test_a_named_kernel_set_and_target_size_the_header_and_the_manifest(tmp_path, capsys):
+    _keras3(tmp_path / "m.keras")
+    np.savez(tmp_path / "cal.npz", features=FEATURES)
+    assert _convert(tmp_path / "m.keras", tmp_path / "out", "--kernels", "reference",
+                    "--target", "nucleo_l4r5zi") == 0  # fmt: skip
+    device = json.loads((tmp_path / "out" / "manifest.json").read_text())["device"]
+    arena = device["arena_bytes"]["reference"]
+    assert device["tensor_arena_size"] == arena < device["arena_bytes"]["cmsis_nn"]
+    header = (tmp_path / "out" / "model_ops.h").read_text()
+    assert f"kTensorArenaSize = {arena};" in header
+    instructions = device["instructions"]["cortex-m4/reference"]
+    assert device["target"]["latency_ms"] == pytest.approx(instructions * 1.3 / 120e6 * 1e3, 1e-3)
+    assert json.loads(capsys.readouterr().out)["tflite_micro"]["arena_bytes"] == arena
+
+
 def test_an_unfaithful_conversion_is_written_but_said_and_exits_4(tmp_path, capsys):
     import keras
 

@@ -136,6 +136,8 @@ def test_tflite_micro_that_cannot_run_the_model_is_refused():
         ("tflite_litert_snr_db_vs_float", None, "max"),
         ("tflite_top1_agreement_vs_float", None, "max"),
         ("tflite_arena_bytes", None, "min"),
+        ("tflite_latency_ms", None, "min"),
+        ("tflite_stream_instructions", None, "min"),
     ],
 )
 def test_the_direction_comes_from_the_metric(key, metrics, expected):

@@ -30,7 +30,12 @@ def run(tmp_path_factory):
     model = build("lstm")
     model.compile(optimizer="adam", loss="mse", metrics=["mae"])
     export = TFLiteExportCallback(
-        root / "exports", (x[:150], y[:150]), (x[150:], y[150:]), blocking=True, verbose=0
+        root / "exports",
+        (x[:150], y[:150]),
+        (x[150:], y[150:]),
+        blocking=True,
+        verbose=0,
+        target="nano33ble",
     )
     board = keras.callbacks.TensorBoard(log_dir=str(root / "logs"))
     history = model.fit(
@@ -78,6 +83,10 @@ def test_fidelity_sizes_histograms_and_best_summary(run):
         "litert/max_lsb_vs_micro",
         "size/model_bytes",
         "size/arena_bytes",
+        "size/arena_bytes_reference",
+        "size/arena_bytes_cmsis_nn",
+        "latency/estimated_instructions",
+        "latency/estimated_latency_ms",
         "time/export_seconds",
         "calibration/samples",
         "error/int8_minus_float_output_0",
@@ -87,9 +96,15 @@ def test_fidelity_sizes_histograms_and_best_summary(run):
     mae = _scalars(logs / "tflite", "fidelity/mae_vs_float")
     assert [mae[s] for s in range(3)] == pytest.approx(history["tflite_mae_vs_float"])
     manifest = json.loads((exports / "best" / "manifest.json").read_text())
+    step = manifest["epoch"] - 1
+    assert _scalars(logs / "tflite", "size/model_bytes")[step] == manifest["model_bytes"]
+    device = manifest["device"]
     assert (
-        _scalars(logs / "tflite", "size/model_bytes")[manifest["epoch"] - 1]
-        == manifest["model_bytes"]
+        _scalars(logs / "tflite", "size/arena_bytes_cmsis_nn")[step]
+        == (device["arena_bytes"]["cmsis_nn"])
+    )
+    assert _scalars(logs / "tflite", "latency/estimated_latency_ms")[step] == pytest.approx(
+        device["target"]["latency_ms"], rel=1e-6
     )
 
 

@@ -54,6 +54,15 @@ def chief_before_training() -> bool:
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0
 
 
+def off_scope(role: Role, executor: Any, function: Any, *args: Any) -> Any:
+    """Runs `function` outside `fit`'s strategy scope or JAX distribution (both per thread, so
+    on `executor`'s thread): under them, a variable it created would be a collective only the
+    chief joins."""
+    if role.strategy is None and not role.multi_worker:
+        return function(*args)
+    return executor.submit(function, *args).result()
+
+
 def role(model: Any) -> Role:
     jax_processes = _jax_processes(model)
     if jax_processes is not None:

@@ -11,12 +11,13 @@ from typing import Any
 
 import keras
 
+from keras_tflite.board import Target
 from keras_tflite.callbacks import distributed, gates, options, pipeline, record
 from keras_tflite.callbacks.background import LatestWins
 from keras_tflite.callbacks.monitor import Monitor
 from keras_tflite.callbacks.schedule import Schedule
 from keras_tflite.callbacks.task_metrics import compile_config
-from keras_tflite.callbacks.tensorboard import keras_log_dir
+from keras_tflite.callbacks.tensorboard import summary_dir
 from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES
 from keras_tflite.data.validation import DEFAULT_VALIDATION_SAMPLES
 from keras_tflite.worker import supervisor
@@ -50,8 +51,14 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         max_normalized_rmse: Largest `tflite_normalized_rmse_vs_float` (RMSE over the float
             outputs' spread, TFLite Micro) an exportable model may have. Defaults to 0.15.
         max_error: Largest `tflite_mae_vs_float` an exportable model may have. Defaults to None.
-        max_model_bytes: Flash budget: larger models are not exportable. Defaults to None.
-        max_arena_bytes: RAM budget for the TFLite Micro arena. Defaults to None.
+        max_model_bytes: Flash budget for the model. Defaults to the target's flash, else None.
+        max_arena_bytes: RAM budget for the tensor arena (of `kernels`, else the larger of
+            reference and CMSIS-NN, on a 32-bit Cortex-M). Defaults to the target's RAM.
+        target: A board from `keras_tflite.TARGETS` by name, or a `keras_tflite.Target`: its
+            flash and RAM, and an estimated `tflite_latency_ms` on its core. Defaults to None.
+        kernels: The kernel set the firmware builds: "reference" or "cmsis_nn". Defaults to
+            None (an arena that fits either; instructions estimated for CMSIS-NN).
+        max_latency_ms: Largest estimated `tflite_latency_ms` on `target`. Defaults to None.
         save_best_only: Keep only the best export's files. Defaults to True.
         keep_last: With `save_best_only=False`, folders kept besides the best (None: all).
         float_monitor: The key `export_freq="improvement"` watches. Defaults to "val_loss".
@@ -98,6 +105,9 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         max_error: float | None = None,
         max_model_bytes: int | None = None,
         max_arena_bytes: int | None = None,
+        target: str | Target | None = None,
+        kernels: str | None = None,
+        max_latency_ms: float | None = None,
         save_best_only: bool = True,
         keep_last: int | None = None,
         float_monitor: str = "val_loss",
@@ -138,7 +148,9 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         error = None
         if self._role.writer:
             try:
-                self._off_scope(self._prepare, weights, self._log_dir())
+                # On `fit`'s thread, whose frames hold the callbacks (a TensorBoard among them).
+                log_dir = summary_dir(self, self.log_dir, self.tensorboard, self.verbose)
+                self._off_scope(self._prepare, weights, log_dir)
             except Exception as raised:  # noqa: BLE001 - re-raised below, on every worker
                 error = raised
         error = distributed.agree_prepared(self._role, error)  # every worker stops alike
@@ -147,14 +159,6 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             raise error
         if self._role.writer:  # an interrupted fit never reaches on_train_end
             atexit.register(self._finish_at_exit)
-
-    def _log_dir(self) -> str:
-        """Where summaries go; looked up on `fit`'s thread, whose frames hold the callbacks."""
-        found = keras_log_dir(self) if self.tensorboard is None else self.tensorboard.log_dir
-        log_dir = str(self.log_dir or found or self.directory / "logs")
-        if self.verbose:
-            print(f"TFLiteExportCallback: TensorBoard summaries in {log_dir}", flush=True)
-        return log_dir
 
     def _prepare(self, weights, log_dir: str) -> None:
         model = self.model if weights is None else distributed.local_copy(self.model, weights)
@@ -165,11 +169,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         )
 
     def _off_scope(self, function, *args):
-        """Runs `function` outside `fit`'s strategy scope or JAX distribution (both per thread):
-        under them, a variable it created would be a collective only the chief joins."""
-        if self._role.strategy is None and not self._role.multi_worker:
-            return function(*args)
-        return self._executor.submit(function, *args).result()
+        return distributed.off_scope(self._role, self._executor, function, *args)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch

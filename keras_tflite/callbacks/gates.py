@@ -50,6 +50,7 @@ class Gates:
     max_error: float | None = None
     max_model_bytes: int | None = None
     max_arena_bytes: int | None = None
+    max_latency_ms: float | None = None
 
 
 def refusal(
@@ -102,6 +103,15 @@ def refusal(
         value = logs.get(f"tflite_{key}")
         if limit is not None and value is not None and value > limit:
             return f"{key} {int(value)} > max_{key} {limit}: it does not fit the target"
+    latency = logs.get("tflite_latency_ms")
+    if gates.max_latency_ms is not None and latency is None:
+        why = (judged.device or {}).get("not_estimated") or "no instruction estimate"
+        return f"no time estimate to hold to max_latency_ms: {why}"
+    if gates.max_latency_ms is not None and latency > gates.max_latency_ms:
+        return (
+            f"latency_ms {latency:.3g} > max_latency_ms {gates.max_latency_ms:g}: too slow for "
+            "the target (estimated from instructions per op; docs/board.md)"
+        )
     return None
 
 

@@ -25,6 +25,10 @@ _FIDELITY = {
 _SIZES = (
     "tflite_model_bytes",
     "tflite_arena_bytes",
+    "tflite_arena_bytes_reference",
+    "tflite_arena_bytes_cmsis_nn",
+    "tflite_instructions",
+    "tflite_latency_ms",
     "tflite_invoke_seconds",
     "tflite_rebuild_max_abs_diff",
 )

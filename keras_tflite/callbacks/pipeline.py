@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_tflite.board import Board
 from keras_tflite.callbacks import gates, record
 from keras_tflite.callbacks.monitor import Monitor
 from keras_tflite.callbacks.record import ExportRecord
@@ -176,13 +177,18 @@ class ExportPipeline:
 
     def manifest(self, judged: Judged, entry: ExportRecord) -> dict[str, Any]:
         return record.manifest(
-            judged, entry, trained_on=self.exporter.trained_on, c_symbol=self.c_symbol
+            judged,
+            entry,
+            trained_on=self.exporter.trained_on,
+            c_symbol=self.c_symbol,
+            board=self.exporter.board,
         )
 
     def _keep(self, judged: Judged, entry: ExportRecord):
-        files: dict[str, Any] = dict(record.deployment_files(judged, self.c_symbol))
+        board = self.exporter.board
+        files: dict[str, Any] = dict(record.deployment_files(judged, self.c_symbol, board))
         if entry.stream and "folder" in entry.stream:
-            files |= record.stream_files(judged, entry.metrics, self.c_symbol)
+            files |= record.stream_files(judged, entry.metrics, self.c_symbol, self.exporter.board)
         manifest = self.manifest(judged, entry)
         return self.store.keep(entry, judged.result.tflite, manifest, files, self.c_symbol)
 
@@ -242,6 +248,7 @@ def build(
         layer_errors=callback.layer_errors,
         owns_model=owns_model,
         streaming=callback.streaming,
+        board=Board(callback.target, callback.kernels),
     )
     if callback.validation_data is None:
         warnings.warn(
@@ -275,6 +282,7 @@ def build(
             callback.max_error,
             callback.max_model_bytes,
             callback.max_arena_bytes,
+            callback.max_latency_ms,
         ),
         store=store,
         summaries=ExportSummaries(log_dir),

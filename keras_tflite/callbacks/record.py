@@ -61,19 +61,24 @@ def float_counterpart(monitor: str, logs: dict[str, Any]) -> float | None:
     return None if value is None else float(value)
 
 
-def deployment_files(judged: Any, c_symbol: str) -> dict[str, str]:
+def deployment_files(judged: Any, c_symbol: str, board: Any) -> dict[str, str]:
     """model_ops.h and model.ino, when TFLite Micro ran the model (so its arena is known)."""
     arena = judged.metrics.get("arena_bytes")
     if arena is None:
         return {}
     result = judged.result
+    per_kernel_set = board.arena_bytes(judged.device) if judged.device else None
     return {
-        "model_ops.h": firmware.model_header(result.ops, result.inputs, result.outputs, int(arena)),
+        "model_ops.h": firmware.model_header(
+            result.ops, result.inputs, result.outputs, int(arena), None, per_kernel_set
+        ),
         "model.ino": firmware.arduino_sketch(result.inputs, result.outputs, c_symbol),
     }
 
 
-def stream_files(judged: Any, logs: dict[str, float], c_symbol: str) -> dict[str, bytes]:
+def stream_files(
+    judged: Any, logs: dict[str, float], c_symbol: str, board: Any = None
+) -> dict[str, bytes]:
     """`stream/`: the streaming model's own set (C array `<c_symbol>_stream`, model_ops.h with
     `ModelStream`, a once-per-sample sketch, a manifest with its cost against the window's)."""
     stream = judged.stream
@@ -88,6 +93,7 @@ def stream_files(judged: Any, logs: dict[str, float], c_symbol: str) -> dict[str
         **result.describe(),
         "cost": stream_cost(judged),
         "c_symbol": symbol,
+        "device": board.describe(stream.device) if board and stream.device else None,
     }
     files = artifacts.model_set_files(
         result.tflite,
@@ -95,7 +101,12 @@ def stream_files(judged: Any, logs: dict[str, float], c_symbol: str) -> dict[str
         c_symbol=symbol,
         extra_files={
             "model_ops.h": firmware.model_header(
-                result.ops, result.inputs, result.outputs, arena, pairs
+                result.ops,
+                result.inputs,
+                result.outputs,
+                arena,
+                pairs,
+                board.arena_bytes(stream.device) if board and stream.device else None,
             ),
             "model.ino": firmware.stream_sketch(result.inputs, pairs, symbol),
         },
@@ -104,19 +115,24 @@ def stream_files(judged: Any, logs: dict[str, float], c_symbol: str) -> dict[str
 
 
 def stream_cost(judged: Any) -> dict[str, Any]:
-    """What a new sample costs the streaming model against the window model: flash, arena and
-    TFLite Micro's invoke time (this machine; the ratio carries over to a device)."""
-    keys = ("model_bytes", "arena_bytes", "invoke_seconds")
+    """What a new sample costs the streaming model against the window model: flash, arena,
+    estimated instructions and TFLite Micro's invoke time on this machine. The work ratio is
+    the instruction estimates' (timings here vary by +-30%), else the timings'."""
+    keys = ("model_bytes", "arena_bytes", "instructions", "invoke_seconds")
     step = {k: judged.stream.metrics.get(k) for k in keys}
     window = {k: judged.metrics.get(k) for k in keys}
     ratio = None
-    if step["invoke_seconds"] and window["invoke_seconds"]:
-        ratio = round(window["invoke_seconds"] / step["invoke_seconds"], 1)
+    for key in ("instructions", "invoke_seconds"):
+        if ratio is None and step[key] and window[key]:
+            ratio = round(window[key] / step[key], 1)
     return {"per_sample": step, "per_window": window, "window_over_sample_work": ratio}
 
 
-def manifest(judged: Any, record: ExportRecord, *, trained_on: str, c_symbol: str) -> dict:
-    """What a kept export is: where it came from, how it was made and how good it is."""
+def manifest(
+    judged: Any, record: ExportRecord, *, trained_on: str, c_symbol: str, board: Any = None
+) -> dict:
+    """What a kept export is: where it came from, how it was made, how good it is and what a
+    board needs for it (`board`: a `keras_tflite.board.Board`)."""
     from importlib.metadata import version
 
     result = judged.result
@@ -135,6 +151,7 @@ def manifest(judged: Any, record: ExportRecord, *, trained_on: str, c_symbol: st
         "closer_to_float": record.closer_to_float,
         "warnings": record.warnings,
         "stream": record.stream,
+        "device": board.describe(judged.device) if board and judged.device else None,
         "versions": {
             p: version(p)
             for p in ("keras-tflite", "tensorflow", "keras", "ai-edge-litert", "tflite-micro")
@@ -169,6 +186,10 @@ def line(record: ExportRecord, best: str) -> str:
     parts = [f"int8 {logs.get('tflite_model_bytes', 0) / 1024:.1f} KB"]
     if "tflite_arena_bytes" in logs:
         parts.append(f"arena {logs['tflite_arena_bytes'] / 1024:.1f} KB")
+    if "tflite_latency_ms" in logs:
+        parts.append(f"~{logs['tflite_latency_ms']:.3g} ms")
+    elif "tflite_instructions" in logs:
+        parts.append(f"~{logs['tflite_instructions'] / 1e6:.2g}M instructions")
     if record.value is not None:
         counterpart = "" if record.float_value is None else f" (float {record.float_value:.4g})"
         parts.append(f"{record.monitor} {record.value:.4g}{counterpart}")

@@ -108,13 +108,25 @@ def _export_tag(key: str) -> str:
     name = name.removeprefix("stream_")
     if name.startswith("litert_"):
         tag = f"litert/{name.removeprefix('litert_')}"
-    elif name in ("model_bytes", "arena_bytes"):
+    elif name == "model_bytes" or name.startswith("arena_bytes"):
         tag = f"size/{name}"
     elif name == "invoke_seconds":
         tag = "latency/tflite_micro_invoke_seconds"
+    elif name in ("instructions", "latency_ms"):  # estimated for the board (docs/board.md)
+        tag = f"latency/estimated_{name}"
     else:
         tag = f"fidelity/{name}"
     return f"stream_{tag}" if stream else tag
+
+
+def summary_dir(callback: Any, log_dir: Any, tensorboard: Any, verbose: int) -> str:
+    """The callback's summary folder: `log_dir`, else its `tensorboard`'s, else the fit's
+    TensorBoard callback's, else `directory/logs`; said when `verbose`."""
+    found = keras_log_dir(callback) if tensorboard is None else tensorboard.log_dir
+    chosen = str(log_dir or found or callback.directory / "logs")
+    if verbose:
+        print(f"TFLiteExportCallback: TensorBoard summaries in {chosen}", flush=True)
+    return chosen
 
 
 def keras_log_dir(callback: Any) -> str | None:

@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="inputs, outputs, ops, TFLite Micro arena, size")
     inspect.add_argument("model", help="a .tflite file")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    _board_options(inspect)
 
     convert = commands.add_parser(
         "convert",
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--num-validation-samples", type=int, default=256)
     convert.add_argument("--seed", type=int, default=0)
     convert.add_argument("--c-symbol", default="g_model", help="name of the C array")
+    _board_options(convert)
     _source_options(convert)
 
     compare = commands.add_parser(
@@ -67,6 +69,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _board_options(parser: argparse.ArgumentParser) -> None:
+    from keras_tflite.board.targets import TARGETS
+
+    parser.add_argument(
+        "--target", help=f"a board, for its time estimate: {', '.join(sorted(TARGETS))}"
+    )
+    parser.add_argument(
+        "--kernels",
+        choices=["reference", "cmsis_nn"],
+        help="the kernel set the firmware builds (default: an arena that fits either)",
+    )
+
+
 def _source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outputs", help="output node names, comma-separated (graph formats)")
     parser.add_argument(
@@ -78,12 +93,20 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command in ("inspect", "convert"):
+        from keras_tflite.board import Board
+
+        try:
+            args.board = Board.of(args.target, args.kernels)
+        except ValueError as error:
+            parser.error(str(error))
     if args.command == "inspect":
         from keras_tflite.cli.inspect import inspect_model, text
 
         try:
-            report = inspect_model(args.model)
+            report = inspect_model(args.model, args.board)
         except (OSError, ValueError) as error:  # not a file, or not a .tflite flatbuffer
             print(f"keras-tflite inspect: cannot read {args.model}: {error}", file=sys.stderr)
             return ExitCode.USAGE
@@ -123,11 +146,12 @@ def _summary(command: str, report: dict[str, Any]) -> str:
         "  outputs: " + ", ".join(f"{t['name']} {tuple(t['shape'])}" for t in report["outputs"]),
     ]
     micro = report["tflite_micro"]
-    lines.append(
-        f"  TFLite Micro: runs, arena {micro['arena_bytes']} bytes"
-        if micro["runs"]
-        else f"  TFLite Micro: does not run: {micro['error']}"
-    )
+    if micro["runs"]:
+        from keras_tflite.cli.inspect import device_lines
+
+        lines += ["  TFLite Micro: runs"] + ["  " + line for line in device_lines(report["device"])]
+    else:
+        lines.append(f"  TFLite Micro: does not run: {micro['error']}")
     metrics = report.get("metrics")
     if metrics:
         lines.append(

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from keras_tflite.board import Board
 from keras_tflite.cli.inputs import describe_source, load_arrays, source_of
 from keras_tflite.cli.outcome import ExitCode, UsageError
 from keras_tflite.cli.progress import bar, say
@@ -74,7 +75,7 @@ def compare_command(args: Any) -> tuple[dict[str, Any], int]:
         return report, ExitCode.NOT_ON_MICRO
     report["tflite_micro"] = {
         "runs": True,
-        "arena_bytes": judged["arena_bytes"],
+        "arena_bytes": int(Board().metrics(judged["device"])["arena_bytes"]),
         **fidelity(arrays.expected, arrays.micro),
     }
     return report, ExitCode.OK

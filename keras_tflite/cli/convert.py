@@ -12,7 +12,7 @@ import numpy as np
 
 from keras_tflite.callbacks import gates
 from keras_tflite.cli.inputs import describe_source, load_arrays, source_of
-from keras_tflite.cli.inspect import micro_check
+from keras_tflite.cli.inspect import micro_check, micro_summary
 from keras_tflite.cli.outcome import ExitCode, UsageError
 from keras_tflite.cli.progress import bar, say
 from keras_tflite.conversion import describe_result, run_job
@@ -86,7 +86,8 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
             batch_size=1,
             facts=supervisor.facts(job_dir),
         )
-        judged = read_judged(job_dir, result, began) if validation is not None else None
+        board = args.board
+        judged = read_judged(job_dir, result, began, board) if validation is not None else None
         report = _report(source, result, judged)
         if judged is not None and judged.error:
             report["judge_error"] = judged.error
@@ -94,15 +95,24 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
         if refused:
             report["not_deployable"] = refused
             say(f"not deployable: {refused}", args)
-        arena = report.get("tflite_micro", {}).get("arena_bytes")
+        device = judged.device if judged is not None else None
         if "tflite_micro" not in report:
-            report["tflite_micro"] = micro_check(tflite)
-            arena = report["tflite_micro"].get("arena_bytes")
+            micro = micro_check(tflite)
+            report["tflite_micro"] = micro_summary(micro, board)
+            device = micro.get("device")
+        if device is not None:
+            report["device"] = board.describe(device)
+        arena = report["tflite_micro"].get("arena_bytes")
         manifest = {**report, "versions": _versions()}
         extra = (
             {
                 "model_ops.h": firmware.model_header(
-                    result.ops, result.inputs, result.outputs, arena
+                    result.ops,
+                    result.inputs,
+                    result.outputs,
+                    arena,
+                    None,
+                    board.arena_bytes(device) if device else None,
                 ),
                 "model.ino": firmware.arduino_sketch(result.inputs, result.outputs, args.c_symbol),
             }

@@ -10,7 +10,8 @@ import numpy as np
 
 from keras_tflite.runtime.runner import QuantizedRunner
 
-_ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+_ARENA_PART = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
+_ARENA_CATEGORY = re.compile(r"'([^']+)' used (\d+) bytes .*?for (\d+) ")
 
 
 class MicroModel(QuantizedRunner):
@@ -85,14 +86,23 @@ class MicroModel(QuantizedRunner):
     def arena_bytes(self) -> int:
         """Arena bytes the model used, as TFLite Micro's recording allocator reports them.
 
-        Measured on this host (64-bit pointers); a 32-bit microcontroller needs slightly less.
-        Call after at least one `predict`, so that every kernel has allocated its scratch memory.
+        Measured on this host (64-bit pointers): `keras_tflite.board` turns it into a 32-bit
+        microcontroller's arena per kernel set. Call after at least one `predict`, so that
+        every kernel has allocated its scratch memory.
         """
+        return self.allocations()["total"]
+
+    def allocations(self) -> dict[str, int]:
+        """The recording allocator's report: `total`, `head` (tensors and scratch buffers
+        planned to share memory), `tail` (what persists), and each kind of persistent
+        allocation by its name, with `<name> count`."""
         report = _captured_stderr(self.interpreter.print_allocations)
-        match = _ARENA_TOTAL.search(report)
-        if not match:
+        found = {part: int(size) for part, size in _ARENA_PART.findall(report)}
+        if "total" not in found:
             raise RuntimeError(f"TFLite Micro did not report its arena use: {report[-300:]!r}")
-        return int(match.group(1))
+        for name, size, count in _ARENA_CATEGORY.findall(report):
+            found[name], found[f"{name} count"] = int(size), int(count)
+        return found
 
 
 def _captured_stderr(function) -> str:

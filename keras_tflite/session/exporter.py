@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from keras_tflite.board import Board
 from keras_tflite.conversion import DEFAULT_TIMEOUT, ConversionResult, describe_result, run_job
 from keras_tflite.data import calibration as samples
 from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES
@@ -48,8 +49,10 @@ class SessionExporter:
         timeout: float = DEFAULT_TIMEOUT,
         niceness: int = 0,
         worker: supervisor.Worker | None = None,
+        board: Board = Board(),
     ):
         check_mode(quantization)
+        self.board = board  # the arena and instructions reported are this board's
         self.inputs, self.outputs = resolve(graph, inputs, outputs)
         self.quantization, self.seed, self.timeout = quantization, seed, timeout
         calibrated = quantization in CALIBRATED_MODES
@@ -124,7 +127,7 @@ class SessionExporter:
             )
             if not judge:
                 return Judged(result, {}, [], [], None, None, since(began))
-            return read_judged(job_dir, result, began)
+            return read_judged(job_dir, result, began, self.board)
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
 

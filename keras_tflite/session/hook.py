@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_tflite.board import Board, Target
 from keras_tflite.callbacks import gates, options, record
 from keras_tflite.callbacks.background import LatestWins
 from keras_tflite.callbacks.monitor import Monitor
@@ -94,6 +95,9 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
         max_error: float | None = None,
         max_model_bytes: int | None = None,
         max_arena_bytes: int | None = None,
+        target: str | Target | None = None,
+        kernels: str | None = None,
+        max_latency_ms: float | None = None,
         save_best_only: bool = True,
         keep_last: int | None = None,
         blocking: bool = False,
@@ -152,6 +156,7 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
             seed=self.seed,
             timeout=self.timeout,
             niceness=0 if self.blocking else 10,
+            board=Board(self.target, self.kernels),
         )
         config = _task(graph, exporter, self.metrics)
         key = self.monitor or ("tflite_val_loss" if config else "tflite_mae_vs_float")
@@ -165,7 +170,11 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
             exporter,
             monitor=monitor,
             limits=gates.Gates(
-                self.max_normalized_rmse, self.max_error, self.max_model_bytes, self.max_arena_bytes
+                self.max_normalized_rmse,
+                self.max_error,
+                self.max_model_bytes,
+                self.max_arena_bytes,
+                self.max_latency_ms,
             ),
             store=store,
             summaries=ExportSummaries(self.log_dir or self.directory / "logs"),

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_tflite.board import device_report
 from keras_tflite.runtime.flatbuffer import display_name, model_io
 from keras_tflite.runtime.inspect import trailing_number
 from keras_tflite.specs import TensorInfo, flat, output_names
@@ -25,7 +26,8 @@ def judge(model: Any, tflite: bytes, job_dir: Path, job: Job) -> dict[str, Any]:
     """Runs float, LiteRT and TFLite Micro on the validation inputs; writes `judged.npz`.
 
     Returns:
-        What is not an array: TFLite Micro's arena bytes, or why TFLite Micro could not run it.
+        What is not an array: what a board needs (`device`: arena per kernel set, instructions
+        per core), or why TFLite Micro could not run it.
     """
     from keras_tflite.runtime.litert import TFLiteModel
     from keras_tflite.runtime.micro import MicroModel
@@ -71,7 +73,7 @@ def judge(model: Any, tflite: bytes, job_dir: Path, job: Job) -> dict[str, Any]:
     micro_outputs = joined(chunks["micro"]) if micro is not None else None
     protocol.write_judged(job_dir, expected, joined(chunks["litert"]), micro_outputs)
     if micro is not None:
-        report["arena_bytes"] = micro.arena_bytes
+        report["device"] = device_report(tflite, micro.allocations())
         seconds = micro.invoke_seconds()
         if seconds is not None:
             report["invoke_seconds"] = seconds
@@ -95,7 +97,7 @@ def _judge_streaming(tflite, sequences, expected, job_dir: Path, report: dict) -
         seconds = stream.runner.invoke_seconds()  # one step
         if seconds is not None:
             report["invoke_seconds"] = seconds
-        report["arena_bytes"] = stream.arena_bytes
+        report["device"] = device_report(tflite, stream.runner.allocations())
     except RuntimeError as error:  # an op TFLite Micro lacks: reported, not fatal
         report["micro_error"] = f"{error}: {protocol.last_messages(log_path(), count=2)}"
     protocol.progress(job_dir, "comparing", len(sequences), len(sequences))
