@@ -3,8 +3,9 @@
 Placeholders, a `tf.compat.v1.nn.dynamic_rnn` over an `LSTMCell(16)`, Adam's `minimize` and a
 `MonitoredTrainingSession` with a checkpoint every 100 steps; `TFLiteExportHook` listens to the
 checkpoint saver and keeps the best int8 model judged in TFLite Micro. The LSTM loop becomes one
-fused UNIDIRECTIONAL_SEQUENCE_LSTM op (docs/tf1-sessions.md). TF1's cells need the Keras 2 that
-TensorFlow still ships (`TF_USE_LEGACY_KERAS=1`, set below before TensorFlow is imported).
+fused UNIDIRECTIONAL_SEQUENCE_LSTM op (docs/tf1-sessions.md). Written the way most TF1 scripts are:
+graph mode for the whole program (`disable_eager_execution()` first). TF1's cells need the Keras 2
+that TensorFlow still ships (`TF_USE_LEGACY_KERAS=1`, set below before TensorFlow is imported).
 
 Run: python examples/tf1_session.py [--steps 600] [--out exports_tf1]
 """
@@ -27,6 +28,7 @@ import tensorflow as tf  # noqa: E402
 from keras_tflite import TFLiteExportHook  # noqa: E402
 
 tf1 = tf.compat.v1
+tf1.disable_eager_execution()  # TF1 style: graphs and sessions everywhere
 
 
 def build_graph():

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_tflite import compat
 from keras_tflite.board import Board, Target
 from keras_tflite.callbacks import gates, options, record
 from keras_tflite.callbacks.background import LatestWins
@@ -144,6 +145,12 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
             return
         graph = tf1.get_default_graph()
         self._global_step = tf1.train.get_global_step(graph)
+        with compat.eager():  # the script may have turned eager execution off (TF1 style)
+            self._prepare(graph)
+        atexit.register(self._finish_at_exit)
+        self._told_log_dir = False
+
+    def _prepare(self, graph: Any) -> None:
         exporter = SessionExporter(
             graph,
             self.representative_data,
@@ -183,9 +190,7 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
             draw=False,
             batch_steps=True,
         )
-        self._queue = LatestWins(self._pipeline.process, self.timeout * 2 + 300)
-        atexit.register(self._finish_at_exit)
-        self._told_log_dir = False
+        self._queue = LatestWins(self._process, self.timeout * 2 + 300)
 
     def after_create_session(self, session, coord) -> None:
         """Every hook has begun: the session's summary directory, if any, is known now."""
@@ -247,12 +252,16 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
         self._last_exported = step
         frozen = freeze(session, self._pipeline.exporter.outputs)
         snapshot = Snapshot(-1, step, {}, frozen, None)  # epoch 0: sessions count steps
-        # On the export thread either way: there, TensorFlow is eager, outside the (finalized)
-        # training graph that this thread has as its default.
+        # On the export thread either way, eager, outside the (finalized) training graph that
+        # this thread has as its default.
         self._queue.submit(snapshot)
         if self.blocking:
             self._queue.wait()
             self._say()
+
+    def _process(self, snapshot: Snapshot) -> record.ExportRecord:
+        with compat.eager():  # on the export thread, which graph mode makes build graphs too
+            return self._pipeline.process(snapshot)
 
     def listener(self) -> tf1.train.CheckpointSaverListener:
         """A `CheckpointSaverListener` exporting after each checkpoint save."""
@@ -280,9 +289,14 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
 
 
 def _off_graph(function) -> None:
-    """Runs `function` on a thread of its own, where TensorFlow is eager: the training thread's
-    default graph (finalized, in a MonitoredTrainingSession) must not receive summary ops."""
-    thread = threading.Thread(target=function, name="tflite-export-close")
+    """Runs `function` eagerly on a thread of its own: the training thread's default graph
+    (finalized, in a MonitoredTrainingSession) must not receive summary ops."""
+
+    def run() -> None:
+        with compat.eager():
+            function()
+
+    thread = threading.Thread(target=run, name="tflite-export-close")
     thread.start()
     thread.join()
 
