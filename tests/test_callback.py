@@ -245,17 +245,33 @@ def test_resumed_run_never_replaces_a_better_best(tmp_path, data):
     assert _history(tmp_path)[-1]["new_best"] is False
 
 
-def test_verbose_line_shows_int8_and_float_values(tmp_path, data, capsys):
+def test_int8_and_float_figures_are_on_the_same_stated_samples(tmp_path, data, capsys):
+    from keras_tflite import MicroModel
+    from keras_tflite.data.validation import validation_samples
+    from keras_tflite.specs import input_infos
+
     train, val = data
-    callback = TFLiteExportCallback(tmp_path, train, val, blocking=True)
-    _model().fit(*train, validation_data=val, epochs=1, callbacks=[callback], verbose=0)
+    model = _model()
+    callback = TFLiteExportCallback(tmp_path, train, val, num_validation_samples=50, blocking=True)
+    model.fit(*train, validation_data=val, epochs=1, callbacks=[callback], verbose=0)
     line = capsys.readouterr().out
     assert re.search(
         r"Epoch 1: int8 [\d.]+ KB, arena [\d.]+ KB, ~[\d.]+M instructions, "
         r"tflite_val_loss [\d.]+ \(float [\d.]+\), "
-        r"MAE vs float [\d.e-]+ in TFLite Micro - new best, saved to .*best",
+        r"MAE vs float [\d.e-]+ in TFLite Micro, on 50 of 80 samples - new best, saved to .*best",
         line,
     ), line
+    record = _history(tmp_path)[-1]
+    assert record["validation"] == {"samples": 50, "available": 80}
+    judged_on = validation_samples(val, input_infos(model), 50, seed=0)  # the callback's draw
+    x, y = judged_on.inputs["series"], judged_on.targets[0]
+    micro = MicroModel((tmp_path / "best" / "model.tflite").read_bytes()).predict(x)
+    assert record["value"] == pytest.approx(float(np.mean((micro - y) ** 2)), rel=1e-4)
+    float_loss = float(np.mean((model.predict(x, verbose=0) - y) ** 2))
+    assert record["float_value"] == pytest.approx(float_loss, rel=1e-4)
+    assert record["float_metrics"]["mae"] == pytest.approx(
+        float(np.mean(np.abs(model.predict(x, verbose=0) - y))), rel=1e-4
+    )
 
 
 def test_a_monitor_that_never_appears_warns_with_the_available_keys(tmp_path, data):

@@ -226,10 +226,14 @@ def test_record_line_and_json():
         6, 60, True, None, "tflite_val_loss", 0.5, True,
         metrics={"tflite_model_bytes": 5120.0, "tflite_mae_vs_float": 0.01},
         float_value=0.4, skipped_epochs=[2, 3, 4, 5], notes={"x": "y"},
+        validation={"samples": 1024, "available": 1728},
     )  # fmt: skip
     text = line(entry, "exports/best")
     assert text.startswith("Epoch 6: (epochs 2-5 not exported) int8 5.0 KB,")
-    assert "tflite_val_loss 0.5 (float 0.4)" in text and text.endswith("saved to exports/best")
+    assert "tflite_val_loss 0.5 (float 0.4), MAE vs float 0.01 in TFLite Micro, on 1,024 of 1,728 samples" in text
+    assert text.endswith("saved to exports/best")
+    entry.validation = {"samples": 80, "available": 80}
+    assert "on 80 samples - new best" in line(entry, "exports/best")
     assert "notes" not in entry.to_json() and entry.to_json()["skipped_epochs"] == [2, 3, 4, 5]
 
 

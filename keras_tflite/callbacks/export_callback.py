@@ -66,7 +66,9 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             False.
         c_symbol: Name of the C array. Defaults to "g_model".
         num_calibration_samples: Calibration samples (not batches), or "auto". Defaults to 500.
-        num_validation_samples: Validation samples each export is judged on. Defaults to 256.
+        num_validation_samples: Validation samples each export is judged on: the whole set
+            when it holds no more, else a seeded draw of this many (stated beside the figures).
+            Defaults to 1024.
         seed: Seed of the calibration and validation draws. Defaults to 0.
         strategies: Conversion strategies to try, in order. Defaults to all.
         timeout: Seconds one conversion strategy may run. Defaults to 600.

@@ -88,6 +88,7 @@ class ExportPipeline:
                 logs, reason, value = self._verdict(snapshot, judged)
         if value is None and reason is None:
             self.missing_monitor = True
+        float_logs = self.float_logs(judged)
         notes = gates.notes(judged, logs)
         stream = self._stream_verdict(judged)
         if stream and stream.get("not_kept"):
@@ -102,7 +103,9 @@ class ExportPipeline:
             new_best=reason is None and value is not None and self.monitor.update(float(value)),
             metrics=logs,
             seconds=judged.seconds,
-            float_value=record.float_counterpart(self.monitor.key, snapshot.logs),
+            float_value=record.float_counterpart(self.monitor.key, float_logs),
+            float_metrics=float_logs,
+            validation=self.exporter.validation.describe() if judged.result else None,
             closer_to_float=gates.closer_to_float(logs) if "tflite_mae_vs_float" in logs else None,
             warnings=list(notes.values()),
             skipped_epochs=snapshot.skipped_epochs,
@@ -174,6 +177,14 @@ class ExportPipeline:
                 for name, value in task_metrics(self.compile_config, targets, outputs).items():
                     logs[f"{prefix}{name}"] = value
         return logs
+
+    def float_logs(self, judged: Judged) -> dict[str, float]:
+        """The float model's loss and compiled metrics on the samples the int8 model was judged
+        on (Keras' `val_*` are over the whole validation set, or another draw)."""
+        if judged.result is None or not judged.float_outputs:
+            return {}
+        targets = self.exporter.validation.targets
+        return task_metrics(self.compile_config, targets, judged.float_outputs)
 
     def manifest(self, judged: Judged, entry: ExportRecord) -> dict[str, Any]:
         return record.manifest(

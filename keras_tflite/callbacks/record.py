@@ -18,7 +18,9 @@ class ExportRecord:
     """One export, judged: what `history.jsonl` holds and the verbose line says.
 
     `metrics` are the export's `tflite_*` logs: TFLite Micro's unprefixed, LiteRT's as
-    `tflite_litert_*` (empty when the export failed before judging).
+    `tflite_litert_*` (empty when the export failed before judging). `float_metrics` are the
+    float model's loss and compiled metrics on the same validation samples, whose count is in
+    `validation` (`samples`, of `available`).
     """
 
     epoch: int
@@ -30,7 +32,9 @@ class ExportRecord:
     new_best: bool = False
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     seconds: float | None = None
-    float_value: float | None = None
+    float_value: float | None = None  # the monitored metric's float counterpart, same samples
+    float_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    validation: dict[str, int] | None = None
     closer_to_float: str | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
     skipped_epochs: list[int] = dataclasses.field(default_factory=list)
@@ -53,12 +57,13 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def float_counterpart(monitor: str, logs: dict[str, Any]) -> float | None:
-    """The float model's value of an int8 monitor: 'tflite_val_loss' -> logs['val_loss']."""
-    if not monitor.startswith("tflite_val_"):
-        return None
-    value = logs.get(monitor.removeprefix("tflite_"))
-    return None if value is None else float(value)
+def float_counterpart(monitor: str, float_metrics: dict[str, float]) -> float | None:
+    """The float model's value of an int8 monitor on the same samples: 'tflite_val_loss' (or
+    LiteRT's, or the streaming model's) -> float_metrics['loss']."""
+    for prefix in ("tflite_val_", "tflite_litert_val_", "tflite_stream_val_"):
+        if monitor.startswith(prefix):
+            return float_metrics.get(monitor.removeprefix(prefix))
+    return None
 
 
 def deployment_files(judged: Any, c_symbol: str, board: Any) -> dict[str, str]:
@@ -143,6 +148,8 @@ def manifest(
         "monitor": record.monitor,
         "value": record.value,
         "metrics": record.metrics,
+        "float_metrics": record.float_metrics,
+        "validation": record.validation,
         **result.describe(),
         "pruning": _pruning(result),
         "trained_on": trained_on,
@@ -190,6 +197,7 @@ def line(record: ExportRecord, best: str) -> str:
         parts.append(f"~{logs['tflite_latency_ms']:.3g} ms")
     elif "tflite_instructions" in logs:
         parts.append(f"~{logs['tflite_instructions'] / 1e6:.2g}M instructions")
+    judged_on = len(parts)
     if record.value is not None:
         counterpart = "" if record.float_value is None else f" (float {record.float_value:.4g})"
         parts.append(f"{record.monitor} {record.value:.4g}{counterpart}")
@@ -197,6 +205,8 @@ def line(record: ExportRecord, best: str) -> str:
         parts.append(f"MAE vs float {logs['tflite_mae_vs_float']:.3g} in TFLite Micro")
     if "tflite_stream_mae_vs_float" in logs:
         parts.append(f"streaming {logs['tflite_stream_mae_vs_float']:.3g}")
+    if record.validation and len(parts) > judged_on:  # the figures above, int8 and float alike
+        parts.append(f"on {samples_text(record.validation)}")
     if record.new_best:
         tail = f"new best, saved to {best}"
     elif not record.exportable:
@@ -204,6 +214,13 @@ def line(record: ExportRecord, best: str) -> str:
     else:
         tail = "not better"
     return head + ", ".join(parts) + " - " + tail
+
+
+def samples_text(validation: dict[str, int]) -> str:
+    """'529 samples', or '1,024 of 1,728 samples' for a draw."""
+    count, available = validation["samples"], validation["available"]
+    of = "" if available <= count else f" of {available:,}"
+    return f"{count:,}{of} samples"
 
 
 def _spans(epochs: list[int]) -> str:
