@@ -1,6 +1,6 @@
 """What judging an export on more validation samples costs, and what a draw misses.
 
-For the seed LSTM (120 x 3 Seattle windows, 1,7xx validation samples) and the digits CNN: the seconds
+For the seed LSTM (120 x 3 Seattle windows, 1,728 validation samples) and the digits CNN: the time
 the worker's judge spends per sample (the float model, LiteRT and TFLite Micro on the same inputs),
 and how far the int8 model's validation loss on a random draw of N samples lies from its loss on
 the whole set (the spread over 20 draws). The default `num_validation_samples` is chosen from this.
