@@ -70,5 +70,6 @@ def main() -> None:
     exports = len((Path(args.out) / "history.jsonl").read_text().splitlines())
     seattle.report(Path(args.out) / "best", std, f"step {{step}}, of {exports} exports")
 
+
 if __name__ == "__main__":
     main()

@@ -230,7 +230,10 @@ def test_record_line_and_json():
     )  # fmt: skip
     text = line(entry, "exports/best")
     assert text.startswith("Epoch 6: (epochs 2-5 not exported) int8 5.0 KB,")
-    assert "tflite_val_loss 0.5 (float 0.4), MAE vs float 0.01 in TFLite Micro, on 1,024 of 1,728 samples" in text
+    assert (
+        "tflite_val_loss 0.5 (float 0.4), MAE vs float 0.01 in TFLite Micro, on 1,024 of 1,728 samples"
+        in text
+    )
     assert text.endswith("saved to exports/best")
     entry.validation = {"samples": 80, "available": 80}
     assert "on 80 samples - new best" in line(entry, "exports/best")

@@ -53,7 +53,9 @@ def main(style: str, folder: str) -> None:
         tf1.set_random_seed(0)
         series, target, prediction, train_op = build()
         calibration = tf.data.Dataset.from_tensor_slices(train).batch(32)  # a graph-mode dataset
-        hook = keras_tflite.TFLiteExportHook(f"{folder}/exports", calibration, val, every_n_steps=40)
+        hook = keras_tflite.TFLiteExportHook(
+            f"{folder}/exports", calibration, val, every_n_steps=40
+        )
         stop = tf1.train.StopAtStepHook(last_step=120)
         with tf1.train.MonitoredTrainingSession(
             checkpoint_dir=f"{folder}/checkpoints", save_checkpoint_steps=60, hooks=[hook, stop]
