@@ -55,7 +55,9 @@ class ConversionResult:
         sparsity: For a pruned model (tfmot), the fraction of zero weights in each pruned layer.
         path: "converted" (in full) or "requantized" (a training snapshot's weights put into
             the fit's first conversion and calibrated again: what a full conversion gives).
-        verified: For a re-quantized export checked against its full conversion, how it matched.
+        verified: How the model was checked: "converted in full" (nothing to check), or for a
+            re-quantized export, how it matched its full conversion.
+        full_conversion_note: Why a fit's export was converted in full instead of re-quantized.
     """
 
     tflite: bytes
@@ -72,6 +74,7 @@ class ConversionResult:
     sparsity: dict[str, float] = dataclasses.field(default_factory=dict)
     path: str = "converted"
     verified: str | None = None
+    full_conversion_note: str | None = None
 
     @property
     def size(self) -> int:
@@ -96,7 +99,12 @@ class ConversionResult:
             },
             "model_bytes": self.size,
             "path": self.path,
-            **({"verified": self.verified} if self.path == "requantized" else {}),
+            "verified": self.verified
+            or (
+                "converted in full"
+                if self.path == "converted"
+                else "not checked against a full conversion (new bests are)"
+            ),
         }
 
     def save(self, path: str | Path) -> Path:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from keras_tflite import jobs
+from keras_tflite import caller, jobs
 from keras_tflite.board import Board
 from keras_tflite.conversion import DEFAULT_TIMEOUT, ConversionResult, result_of, run_job
 from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES, coverage_gap
@@ -81,10 +80,9 @@ class Exporter:
         )
         if gap and not self.calibration.shortfall:
             self.calibration.shortfall = gap
-            warnings.warn(
+            caller.warn(
                 f"representative_data may not represent the data: {gap}. Pass samples that "
-                "cover the inputs the model will see.",
-                stacklevel=3,
+                "cover the inputs the model will see."
             )
         self._work = Path(tempfile.mkdtemp(prefix="keras_tflite_export_"))
         self._model = model
@@ -129,10 +127,9 @@ class Exporter:
             self._stream_failure = stream.error
             return
         self.streaming = False
-        warnings.warn(
+        caller.warn(
             f"TFLiteExportCallback stops exporting the streaming model: it failed twice with "
-            f"{stream.error}",
-            stacklevel=4,
+            f"{stream.error}"
         )
 
     def verify(
@@ -155,10 +152,10 @@ class Exporter:
                 "flatbuffer differently)"
             )
             return judged
-        warnings.warn(
-            "TFLiteExportCallback: a re-quantized export differed from its full conversion "
-            f"({report['difference']}); this export and every later one are converted in full.",
-            stacklevel=2,
+        why = f"a re-quantized export differed from its full conversion ({report['difference']})"
+        full.result.full_conversion_note = why
+        caller.warn(
+            f"TFLiteExportCallback: {why}; this export and every later one are converted in full."
         )
         return full
 
@@ -217,12 +214,13 @@ class Exporter:
         path = protocol.first(protocol.read_events(job_dir), Event.PATH, {})
         result.path = path.get("path", result.path)
         note = path.get("note")
+        if note:
+            result.full_conversion_note = note  # in this export's manifest
         if note and note not in self._told:
             self._told.add(note)
-            warnings.warn(
+            caller.warn(
                 f"TFLiteExportCallback converts this export in full instead of re-quantizing "
-                f"the fit's first conversion: {note}.",
-                stacklevel=4,
+                f"the fit's first conversion: {note}."
             )
 
     def close(self) -> None:

@@ -36,7 +36,7 @@ def _history(directory):
 
 def test_blocking_exports_join_each_epochs_logs_and_keep_the_best(tmp_path, data):
     train, val = data
-    callback = TFLiteExportCallback(tmp_path, train, val, blocking=True, verbose=0)
+    callback = TFLiteExportCallback(tmp_path, train, val, blocking=True, all_logs=True, verbose=0)
     history = _model().fit(*train, epochs=3, batch_size=32, callbacks=[callback], verbose=0)
     losses = history.history["tflite_val_loss"]
     assert len(losses) == 3 and len(history.history["tflite_val_mae"]) == 3
@@ -54,9 +54,9 @@ def test_blocking_exports_join_each_epochs_logs_and_keep_the_best(tmp_path, data
     # Converted once, then each snapshot re-quantized; a new best is checked against its full
     # conversion before it is kept.
     assert [r["conversion"] for r in records] == ["converted", "requantized", "requantized"]
-    if best_epoch > 1:
-        assert manifest["path"] == "requantized"
-        assert manifest["verified"] == "identical bytes"
+    assert manifest["path"] == ("requantized" if best_epoch > 1 else "converted")
+    checked = "identical bytes" if best_epoch > 1 else "converted in full"
+    assert manifest["verified"] == checked
 
 
 def test_c_array_holds_exactly_the_tflite_bytes(tmp_path, data):
@@ -274,6 +274,23 @@ def test_int8_and_float_figures_are_on_the_same_stated_samples(tmp_path, data, c
     )
 
 
+def test_export_lines_sit_on_their_own_lines_and_logs_keep_the_main_figures(tmp_path, data, capsys):
+    train, val = data
+    callback = TFLiteExportCallback(tmp_path, train, val, blocking=True)
+    history = _model().fit(*train, validation_data=val, epochs=2, callbacks=[callback], verbose=1)
+    printed = capsys.readouterr().out
+    for epoch in (1, 2):  # never glued to the end of Keras' progress bar
+        assert re.search(rf"(^|\n)Epoch {epoch}: int8 ", printed), printed
+    assert {k for k in history.history if k.startswith("tflite_")} == {
+        "tflite_val_loss",  # the monitor, and the compiled metrics as TFLite Micro computes them
+        "tflite_val_mae",
+        "tflite_mae_vs_float",
+        "tflite_model_bytes",
+        "tflite_arena_bytes",
+    }
+    assert "tflite_litert_val_loss" in _history(tmp_path)[-1]["metrics"]  # the rest, recorded
+
+
 def test_a_monitor_that_never_appears_warns_with_the_available_keys(tmp_path, data):
     train, val = data
     callback = TFLiteExportCallback(
@@ -281,8 +298,10 @@ def test_a_monitor_that_never_appears_warns_with_the_available_keys(tmp_path, da
     )
     with pytest.warns(
         UserWarning, match=r"watching 'val_f1'.*Available keys: \[.*'tflite_val_loss'"
-    ):
+    ) as caught:
         _model().fit(*train, epochs=1, callbacks=[callback], verbose=0)
+    (said,) = [w for w in caught if "watching" in str(w.message)]
+    assert said.filename == __file__  # the line calling fit, not the library's
 
 
 def test_classifier_is_judged_by_accuracy_and_top1_agreement(tmp_path):

@@ -296,3 +296,25 @@ def test_waiting_for_an_export_is_bounded():
     assert queue.wait() is False and time.monotonic() - began < 2
     release.set()
     assert queue.wait(5) is True
+
+
+def test_warnings_point_at_the_users_line_even_from_an_export_thread():
+    import sys
+    import warnings
+
+    from keras_tflite import caller
+
+    def fit():  # stands for the user's `model.fit(...)` line
+        caller.remember()
+
+    fit()
+    line_of_fit = fit.__code__.co_firstlineno + 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        here = sys._getframe().f_lineno + 1
+        caller.warn("said on the training thread")
+        thread = threading.Thread(target=caller.warn, args=("said on an export thread",))
+        thread.start()
+        thread.join()
+    assert [(w.filename, w.lineno) for w in caught] == [(__file__, here), (__file__, line_of_fit)]
+    assert here != line_of_fit

@@ -87,6 +87,9 @@ def test_a_batchnorm_folded_into_a_convolution_sends_the_fit_to_full_conversion(
     assert len(said[0]) == 1 and "computed from the weights" in said[0][0]
     assert "BatchNormalization folded" in said[0][0]
     assert said[1] == []  # said once
+    for judged in (first, later):  # but in every export's manifest
+        assert "BatchNormalization folded" in judged.result.full_conversion_note
+        assert judged.result.describe()["verified"] == "converted in full"
 
 
 def test_a_pruned_tf_keras_model_is_requantized():

@@ -191,7 +191,7 @@ def test_a_lambda_the_worker_cannot_rebuild_is_refused_before_training(tmp_path)
 
 
 _INTERRUPTED = """
-import os, signal, sys
+import os, signal, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 sys.path.insert(0, {tests!r})
 import keras, numpy as np
@@ -210,13 +210,27 @@ class CtrlC(keras.callbacks.Callback):
         os.kill(os.getpid(), signal.SIGINT)  # the person training presses Ctrl-C
 
 
-model.fit(x, y, epochs=5, verbose=0,
-          callbacks=[TFLiteExportCallback({out!r}, x, (x, y)), CtrlC()])
+try:
+    model.fit(x, y, epochs=5, verbose=0,
+              callbacks=[TFLiteExportCallback({out!r}, x, (x, y)), CtrlC()])
+except KeyboardInterrupt:
+    if not {caught}:
+        raise
+    print("caught by the script", flush=True)  # as notebooks and scripts do; the program goes on
+    if {twice}:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C again, while the export runs
+            time.sleep(60)
+        except KeyboardInterrupt:
+            print("caught again", flush=True)
+    time.sleep(120)
 """
 
 
-def _start(tmp_path):
-    script = _INTERRUPTED.format(tests=str(TESTS), out=str(tmp_path / "out"))
+def _start(tmp_path, caught=False, twice=False):
+    script = _INTERRUPTED.format(
+        tests=str(TESTS), out=str(tmp_path / "out"), caught=caught, twice=twice
+    )
     return subprocess.Popen(
         [sys.executable, "-c", script],
         stdout=subprocess.PIPE,
@@ -271,6 +285,38 @@ def test_ctrl_c_finishes_the_running_export_says_so_and_announces_it(tmp_path):
     assert "Ctrl-C again to abandon it" in printed
     assert re.search(r"Epoch 1: .* new best, saved to .*best", printed), printed
     assert read_manifest(tmp_path / "out" / "best") is not None
+
+
+def test_a_caught_ctrl_c_says_what_it_does_and_reports_the_finished_export(tmp_path):
+    process = _start(tmp_path, caught=True)
+    seen: list[str] = []
+    try:
+        _read_until(process, "exports finished", seen)
+    finally:
+        process.kill()
+    printed = "".join(seen)
+    finishing = printed.index("finishing the export of epoch 1 in the background")
+    assert finishing < printed.index("caught by the script")  # said before the script goes on
+    result = re.search(r"Epoch 1: .* new best, saved to .*best", printed)
+    assert result and result.start() > printed.index("caught by the script"), printed
+    assert f"the best model so far (epoch 1) is in {tmp_path / 'out' / 'best'}" in printed
+    assert read_manifest(tmp_path / "out" / "best") is not None
+
+
+def test_a_second_caught_ctrl_c_records_the_export_as_abandoned_not_crashed(tmp_path):
+    process = _start(tmp_path, caught=True, twice=True)
+    seen: list[str] = []
+    try:
+        _read_until(process, "abandoned;", seen)
+    finally:
+        process.kill()
+    printed = "".join(seen)
+    assert "export of epoch 1 abandoned; no deployable model has been kept." in printed, printed
+    assert "best model so far" not in printed
+    (entry,) = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").open()]
+    assert entry["abandoned"] is True and entry["reason"].startswith("abandoned")
+    assert "SIGKILL" not in json.dumps(entry)
+    assert not (tmp_path / "out" / "best").exists()
 
 
 def _running_worker(tmp_path, after: str):

@@ -56,6 +56,11 @@ class LatestWins:
         with self._lock:
             return self._thread is not None
 
+    def add_finished(self, record: Any) -> None:
+        """A record made elsewhere (a waiting snapshot abandoned), reported with the others."""
+        with self._lock:
+            self._finished.append(record)
+
     def take_finished(self) -> list[Any]:
         with self._lock:
             finished, self._finished = self._finished, []
@@ -76,27 +81,14 @@ class LatestWins:
             thread.join(min(remaining, 0.25))
         return True
 
-    def finish_at_exit(self) -> None:
-        """Finishes the running export, saying so, or abandons it at a second Ctrl-C; either
-        way no worker outlives this process."""
-        from keras_tflite.worker import supervisor
+    def newest(self) -> Any:
+        """The snapshot the queue will end with: the waiting one, else the one being processed;
+        None when idle."""
+        with self._lock:
+            return self._pending or (self.current if self._thread is not None else None)
 
-        try:
-            if self.busy:
-                with self._lock:  # the thread may not have taken the snapshot up yet
-                    snapshot = self.current or self._pending
-                what = "" if snapshot is None else f" of {_unit(snapshot)} {snapshot.count}"
-                print(
-                    f"keras-tflite: finishing the export{what} before exiting "
-                    "(Ctrl-C again to abandon it)...",
-                    flush=True,
-                )
-                self.wait()
-        except KeyboardInterrupt:
-            print("TFLiteExportCallback: export abandoned; the best model so far is kept.")
-        finally:
-            supervisor.kill_running()
-
-
-def _unit(snapshot: Any) -> str:
-    return "epoch" if snapshot.epoch >= 0 else "step"  # a TF1 session counts steps
+    def drop_waiting(self) -> Any:
+        """Takes the waiting snapshot out of the queue (None when there is none)."""
+        with self._lock:
+            snapshot, self._pending = self._pending, None
+        return snapshot

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import atexit
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import keras
 
+from keras_tflite import caller
 from keras_tflite.board import Target
 from keras_tflite.callbacks import distributed, gates, options, pipeline, record
 from keras_tflite.callbacks.background import LatestWins
@@ -18,6 +17,7 @@ from keras_tflite.callbacks.monitor import Monitor
 from keras_tflite.callbacks.schedule import Schedule
 from keras_tflite.callbacks.task_metrics import compile_config
 from keras_tflite.callbacks.tensorboard import summary_dir
+from keras_tflite.callbacks.wrapup import Wrapup
 from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES
 from keras_tflite.data.validation import DEFAULT_VALIDATION_SAMPLES
 from keras_tflite.worker import supervisor
@@ -80,6 +80,10 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             layers of each new best. Defaults to False.
         streaming: Also export a recurrent model's one-step form, judged by stepping through
             the sequences (`tflite_stream_*` logs, `best/stream/`). Defaults to False.
+        all_logs: Put every `tflite_*` figure into `logs` (and so the progress bar), not only
+            the monitored key, the compiled metrics in TFLite Micro, the error against float,
+            flash, arena and latency. TensorBoard, `history.jsonl` and the manifest have them
+            all either way. Defaults to False.
         verbose: 1 prints one line per export. Defaults to 1.
 
     Example:
@@ -125,6 +129,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         images: bool = True,
         layer_errors: bool = False,
         streaming: bool = False,
+        all_logs: bool = False,
         verbose: int = 1,
     ):
         super().__init__()
@@ -135,13 +140,14 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         if distributed.chief_before_training():  # other workers never write to `directory`
             options.check_writable(self.directory)
         self._schedule = Schedule(export_freq, every_n_epochs, Monitor(float_monitor))
-        self._blocking_records: list[record.ExportRecord] = []
+        self._unsaid: list[record.ExportRecord] = []  # finished, not printed yet
         self._reporter = record.Reporter(self.directory / "best")
         self._epoch = 0
 
     # ---- Keras hooks --------------------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
+        caller.remember()  # warnings from export threads point at the `fit` call
         self._role = distributed.role(self.model)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tflite-prepare")
         patience = self.timeout * 4 + 300  # the last export may run every strategy to its timeout
@@ -159,8 +165,9 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         if error is not None:
             self._executor.shutdown(wait=False)
             raise error
-        if self._role.writer:  # an interrupted fit never reaches on_train_end
-            atexit.register(self._finish_at_exit)
+        if self._role.writer:  # Ctrl-C and exits: an interrupted fit never reaches on_train_end
+            self._wrapup = Wrapup(self._queue, self._pipeline, self._say, "keras-tflite")
+            self._wrapup.start()
 
     def _prepare(self, weights, log_dir: str) -> None:
         model = self.model if weights is None else distributed.local_copy(self.model, weights)
@@ -176,6 +183,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._schedule.epoch_begin()
+        self._say([])  # the last epoch's results, now that Keras' progress bar ended its line
 
     def on_train_batch_end(self, batch, logs=None):
         if self._schedule.batch_end(batch):
@@ -205,22 +213,16 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         self._executor.shutdown(wait=True)
         if not self._role.writer:
             return
-        atexit.unregister(self._finish_at_exit)
+        self._wrapup.stop_listening()
         if not self._queue.wait():
             supervisor.kill_running()
-            warnings.warn(
+            caller.warn(
                 f"TFLiteExportCallback stopped waiting for its last export after "
-                f"{self._queue.patience:g} s and stopped its worker.",
-                stacklevel=2,
+                f"{self._queue.patience:g} s and stopped its worker."
             )
         self._report_into(logs if logs is not None else {})
-        self._pipeline.close()
-
-    def _finish_at_exit(self) -> None:
-        """At interpreter exit after an interrupted fit (Keras skips on_train_end then)."""
-        self._queue.finish_at_exit()
-        self._report_into({})
-        self._pipeline.close()
+        self._say([])
+        self._wrapup.close()
 
     # ---- exporting and reporting --------------------------------------------------------------
 
@@ -232,21 +234,27 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         # computes them on its own copy (a prediction there is a collective).
         reference = None if self._role.multi_worker else self._pipeline.reference(self.model)
         snapshot = pipeline.Snapshot(epoch, self._schedule.step, logs, weights, reference)
+        self._queue.submit(snapshot)  # a newer snapshot replaces one still waiting
         if self.blocking:
-            self._blocking_records.append(self._off_scope(self._pipeline.process, snapshot))
-        else:
-            self._queue.submit(snapshot)  # a newer snapshot replaces one still waiting
+            self._queue.wait()  # interruptible: at a Ctrl-C, the export finishes in the background
 
     def _report_into(self, logs: dict[str, Any], share: bool = False) -> None:
-        """Adds the newest finished export's `tflite_*` logs; with `share`, on every worker (all
-        of them call this at each epoch end under a multi-worker strategy)."""
+        """Adds the newest finished export's `tflite_*` logs (the main ones, or all with
+        `all_logs`); with `share`, on every worker (all of them call this at each epoch end
+        under a multi-worker strategy). Their lines are printed at the next epoch's begin."""
         finished: list[record.ExportRecord] = []
         if self._role.writer:
-            finished, self._blocking_records = self._blocking_records, []
-            finished += self._queue.take_finished()
+            finished = self._queue.take_finished()
             if finished and self._pipeline.missing_monitor:
                 self._reporter.warn_missing(self.monitor, {**logs, **finished[-1].metrics})
-        for entry in finished if self.verbose else []:
-            self._reporter.say(entry)
+        self._unsaid += finished
         newest = finished[-1].metrics if finished else {}
+        if not self.all_logs:
+            newest = record.progress_logs(newest, self.monitor)
         logs.update(distributed.share(self._role, newest) if share else newest)
+
+    def _say(self, records: list[record.ExportRecord]) -> None:
+        """Prints the lines held back until Keras' progress bar ended its line, then `records`."""
+        held, self._unsaid = self._unsaid + list(records), []
+        for entry in held if self.verbose else []:
+            self._reporter.say(entry)

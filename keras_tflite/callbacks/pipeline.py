@@ -4,11 +4,11 @@ gate, keep, and summarize for TensorBoard. Runs off the training thread."""
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any
 
 import numpy as np
 
+from keras_tflite import caller
 from keras_tflite.board import Board
 from keras_tflite.callbacks import gates, record
 from keras_tflite.callbacks.monitor import Monitor
@@ -57,6 +57,7 @@ class ExportPipeline:
         self.summaries, self.compile_config = summaries, compile_config
         self.c_symbol, self.draw, self.batch_steps = c_symbol, draw, batch_steps
         self.missing_monitor = False  # the monitored key never appeared in an export's logs
+        self.abandoned = False  # a second Ctrl-C stopped the export under way
 
     def process(self, snapshot: Snapshot) -> ExportRecord:
         """The export's record; any failure (a full disk, say) is recorded, never raised."""
@@ -77,8 +78,27 @@ class ExportPipeline:
                 pass
             return failed
 
+    def abandon(self, snapshot: Snapshot) -> ExportRecord:
+        """Records `snapshot`'s export as abandoned at a Ctrl-C (never as a crash)."""
+        entry = ExportRecord(
+            epoch=snapshot.epoch + 1,
+            step=snapshot.step,
+            exportable=False,
+            reason="abandoned: Ctrl-C stopped it before it finished",
+            monitor=self.monitor.key,
+            skipped_epochs=snapshot.skipped_epochs,
+            abandoned=True,
+        )
+        try:
+            self.store.append(entry)
+        except OSError:
+            pass
+        return entry
+
     def _process(self, snapshot: Snapshot) -> ExportRecord:
         judged = self.exporter.export(snapshot.weights, snapshot.reference)
+        if self.abandoned:  # its worker was killed: what came back is not the model's doing
+            return self.abandon(snapshot)
         logs, reason, value = self._verdict(snapshot, judged)
         if self._improves(judged, reason, value) and judged.result.path == "requantized":
             # A new best is what gets deployed: checked against its full conversion first.
@@ -90,6 +110,11 @@ class ExportPipeline:
             self.missing_monitor = True
         float_logs = self.float_logs(judged)
         notes = gates.notes(judged, logs)
+        if judged.result is not None and judged.result.full_conversion_note:
+            notes["full_conversion"] = (
+                "converted in full instead of re-quantizing the fit's first conversion: "
+                + judged.result.full_conversion_note
+            )
         stream = self._stream_verdict(judged)
         if stream and stream.get("not_kept"):
             notes["stream"] = f"the streaming model is not kept: {stream['not_kept']}"
@@ -158,10 +183,9 @@ class ExportPipeline:
         try:
             return self.exporter.float_reference(model)
         except Exception as error:  # noqa: BLE001 - judged against the TensorFlow rebuild instead
-            warnings.warn(
+            caller.warn(
                 f"TFLiteExportCallback could not compute the float reference on this backend "
-                f"({type(error).__name__}: {error}); judging against the TensorFlow rebuild.",
-                stacklevel=3,
+                f"({type(error).__name__}: {error}); judging against the TensorFlow rebuild."
             )
             return None
 
@@ -222,9 +246,7 @@ class ExportPipeline:
                 layer_errors=judged.layer_errors if entry.new_best else None,
             )
         except Exception as error:  # noqa: BLE001 - a chart is never worth an export
-            warnings.warn(
-                f"TFLiteExportCallback could not write TensorBoard summaries: {error}", stacklevel=2
-            )
+            caller.warn(f"TFLiteExportCallback could not write TensorBoard summaries: {error}")
 
     def close(self) -> None:
         self.exporter.close()
@@ -262,11 +284,10 @@ def build(
         board=Board(callback.target, callback.kernels),
     )
     if callback.validation_data is None:
-        warnings.warn(
+        caller.warn(
             "TFLiteExportCallback got no validation_data: judging exports on "
             f"{exporter.validation.num_samples} samples drawn from representative_data, which "
-            "the calibration also saw.",
-            stacklevel=3,
+            "the calibration also saw."
         )
     monitor = Monitor(
         callback.monitor, callback.mode, callback.min_delta, callback.initial_value_threshold
@@ -280,10 +301,9 @@ def build(
         monitor.best = previous["value"]  # a resumed run only replaces a better best
     draw = callback.images and plots.available()
     if callback.images and not draw:
-        warnings.warn(
+        caller.warn(
             "matplotlib is not installed, so TensorBoard images are skipped: "
-            'pip install "keras-tflite[plots]" (or images=False to silence this).',
-            stacklevel=3,
+            'pip install "keras-tflite[plots]" (or images=False to silence this).'
         )
     return ExportPipeline(
         exporter,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import warnings
 from pathlib import Path
 from typing import Any
 
+from keras_tflite import caller
 from keras_tflite.deploy import artifacts, firmware
 from keras_tflite.runtime.flatbuffer import model_io
 
@@ -43,6 +43,7 @@ class ExportRecord:
     # streaming=True: the streaming model's folder ("stream/" when kept) or why it is not kept,
     # and its cost against the window model.
     stream: dict[str, Any] | None = None
+    abandoned: bool = False  # stopped by a Ctrl-C before it finished
     time: str = dataclasses.field(default_factory=lambda: now())
     # Notes by kind, so each kind is printed once; not written to history.jsonl.
     notes: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
@@ -51,6 +52,11 @@ class ExportRecord:
         data = dataclasses.asdict(self)
         del data["notes"]
         return data
+
+    @property
+    def unit(self) -> str:
+        """'epoch 3', or 'step 400' for a TF1 session's export (sessions count steps)."""
+        return f"epoch {self.epoch}" if self.epoch else f"step {self.step}"
 
 
 def now() -> str:
@@ -64,6 +70,25 @@ def float_counterpart(monitor: str, float_metrics: dict[str, float]) -> float | 
         if monitor.startswith(prefix):
             return float_metrics.get(monitor.removeprefix(prefix))
     return None
+
+
+# Besides the monitored key and the compiled metrics in TFLite Micro (`tflite_val_*`), what goes
+# into Keras' `logs` by default: the error against float, flash, arena and latency.
+PROGRESS_KEYS = (
+    "tflite_mae_vs_float",
+    "tflite_model_bytes",
+    "tflite_arena_bytes",
+    "tflite_latency_ms",
+)
+
+
+def progress_logs(metrics: dict[str, float], monitor: str) -> dict[str, float]:
+    """The export's `tflite_*` figures that join `logs` (and the progress bar) by default."""
+    return {
+        k: v
+        for k, v in metrics.items()
+        if k == monitor or k.startswith("tflite_val_") or k in PROGRESS_KEYS
+    }
 
 
 def deployment_files(judged: Any, c_symbol: str, board: Any) -> dict[str, str]:
@@ -188,6 +213,8 @@ def line(record: ExportRecord, best: str) -> str:
     if record.skipped_epochs:
         plural = "s" if len(record.skipped_epochs) > 1 else ""
         head += f"({unit}{plural} {_spans(record.skipped_epochs)} not exported) "
+    if record.abandoned:
+        return head + f"export {record.reason}"
     if not record.exportable and not logs:
         return head + f"export failed: {record.reason}"
     parts = [f"int8 {logs.get('tflite_model_bytes', 0) / 1024:.1f} KB"]
@@ -259,8 +286,7 @@ class Reporter:
         if f"missing {key}" in self._said:
             return
         self._said.add(f"missing {key}")
-        warnings.warn(
+        caller.warn(
             f"TFLiteExportCallback is watching '{key}', which is not in the logs. "
-            f"Available keys: {sorted(logs)}.",
-            stacklevel=4,
+            f"Available keys: {sorted(logs)}."
         )

@@ -65,10 +65,12 @@ class ExportSummaries:
         import tensorflow as tf
 
         for prefix, run in _TASK_RUNS.items():
+            scalars = {k.removeprefix(prefix): v for k, v in logs.items() if k.startswith(prefix)}
+            if not scalars:
+                continue  # no run without curves: a streaming run only with streaming=True
             with self._writer(run).as_default():
-                for key, value in logs.items():
-                    if key.startswith(prefix):
-                        tf.summary.scalar(f"epoch_{key.removeprefix(prefix)}", value, step=step)
+                for name, value in scalars.items():
+                    tf.summary.scalar(f"epoch_{name}", value, step=step)
         with self._writer(EXPORT_RUN).as_default():
             for key, value in logs.items():
                 if not key.startswith(tuple(_TASK_RUNS)):

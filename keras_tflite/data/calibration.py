@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any
 
 import numpy as np
 
+from keras_tflite import caller
 from keras_tflite.data import samples
 from keras_tflite.specs import TensorInfo, infos_from_sample
 
@@ -75,11 +75,10 @@ def collect(
     available = drawn.available
     if calibrates and available < min(num_samples, MIN_RECOMMENDED_SAMPLES):
         calibration.shortfall = f"calibrated on only {available} samples"
-        warnings.warn(
+        caller.warn(
             f"{argument} holds only {available} samples; int8 calibration with fewer than "
             f"{MIN_RECOMMENDED_SAMPLES} samples often clips real activations (a flat-line model). "
-            "Pass more representative samples.",
-            stacklevel=3,
+            "Pass more representative samples."
         )
     return calibration
 

@@ -9,11 +9,11 @@ tensor's min or max by more than `RANGE_TOLERANCE` of that tensor's range.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any
 
 import numpy as np
 
+from keras_tflite import caller
 from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES, Calibration
 
 RANGE_TOLERANCE = 0.02
@@ -114,9 +114,7 @@ def check_fixed_size(
         f"{size} calibration samples look short: with {pool.num_samples} samples the range of "
         f"'{names[worst]}' is {change[worst]:.0%} wider, so int8 would clip it"
     )
-    warnings.warn(
-        f'{evidence}. Pass num_calibration_samples="auto" or a larger number.', stacklevel=5
-    )
+    caller.warn(f'{evidence}. Pass num_calibration_samples="auto" or a larger number.')
     return evidence
 
 

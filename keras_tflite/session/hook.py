@@ -3,10 +3,8 @@ or a plain `tf.compat.v1.Session` loop)."""
 
 from __future__ import annotations
 
-import atexit
 import os
 import threading
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_tflite import compat
+from keras_tflite import caller, compat
 from keras_tflite.board import Board, Target
 from keras_tflite.callbacks import gates, options, record
 from keras_tflite.callbacks.background import LatestWins
@@ -22,6 +20,7 @@ from keras_tflite.callbacks.monitor import Monitor
 from keras_tflite.callbacks.pipeline import ExportPipeline, Snapshot
 from keras_tflite.callbacks.store import Store
 from keras_tflite.callbacks.tensorboard import ExportSummaries
+from keras_tflite.callbacks.wrapup import Wrapup
 from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES
 from keras_tflite.data.validation import DEFAULT_VALIDATION_SAMPLES
 from keras_tflite.session.exporter import SessionExporter
@@ -145,9 +144,18 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
             return
         graph = tf1.get_default_graph()
         self._global_step = tf1.train.get_global_step(graph)
+        caller.remember()  # warnings from export threads point at the training script
         with compat.eager():  # the script may have turned eager execution off (TF1 style)
             self._prepare(graph)
-        atexit.register(self._finish_at_exit)
+        # Ctrl-C and exits: MonitoredTrainingSession skips `end` when training raises.
+        self._wrapup = Wrapup(
+            self._queue,
+            self._pipeline,
+            self._say_records,
+            "TFLiteExportHook",
+            close=lambda: _off_graph(self._pipeline.close),
+        )
+        self._wrapup.start()
         self._told_log_dir = False
 
     def _prepare(self, graph: Any) -> None:
@@ -228,16 +236,15 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
             step = self._current_step(session)
             if step != self._last_exported:
                 self.export(session, step)
-        atexit.unregister(self._finish_at_exit)
+        self._wrapup.stop_listening()
         if not self._queue.wait():
             supervisor.kill_running()
-            warnings.warn(
+            caller.warn(
                 f"TFLiteExportHook stopped waiting for its last export after "
-                f"{self._queue.patience:g} s and stopped its worker.",
-                stacklevel=2,
+                f"{self._queue.patience:g} s and stopped its worker."
             )
         self._say()
-        _off_graph(self._pipeline.close)
+        self._wrapup.close()
         self._pipeline = None
 
     # ---- exporting ----------------------------------------------------------------------------
@@ -277,15 +284,11 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
         return int(session.run(self._global_step))
 
     def _say(self) -> None:
-        finished = self._queue.take_finished() if hasattr(self, "_queue") else []
-        for entry in finished if self.verbose else []:
-            self._reporter.say(entry)
+        self._say_records(self._queue.take_finished() if hasattr(self, "_queue") else [])
 
-    def _finish_at_exit(self) -> None:
-        self._queue.finish_at_exit()
-        self._say()
-        if self._pipeline is not None:
-            _off_graph(self._pipeline.close)
+    def _say_records(self, records: list[record.ExportRecord]) -> None:
+        for entry in records if self.verbose else []:
+            self._reporter.say(entry)
 
 
 def _off_graph(function) -> None:
