@@ -64,7 +64,13 @@ def _tags(run_dir):
 def test_int8_task_metrics_sit_beside_keras_validation_with_the_same_tags(run):
     logs, _, history = run
     runs = sorted(p.name for p in logs.iterdir())  # none empty: no streaming run without streaming
-    assert runs == ["tflite", "train", "validation", "validation_tflite", "validation_tflite_litert"]
+    assert runs == [
+        "tflite",
+        "train",
+        "validation",
+        "validation_tflite",
+        "validation_tflite_litert",
+    ]
     keras_loss = _scalars(logs / "validation", "epoch_loss")
     int8_loss = _scalars(logs / "validation_tflite", "epoch_loss")
     assert sorted(int8_loss) == sorted(keras_loss) == [0, 1, 2]
