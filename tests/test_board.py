@@ -27,7 +27,9 @@ def _fit(directory, data, **options):
     train, val = data
     model = build("lstm")
     model.compile(optimizer="adam", loss="mse")
-    callback = TFLiteExportCallback(directory, train, val, blocking=True, verbose=0, **options)
+    callback = TFLiteExportCallback(
+        directory, train, val, blocking=True, all_logs=True, verbose=0, **options
+    )
     history = model.fit(*train, epochs=1, callbacks=[callback], verbose=0)
     records = [json.loads(line) for line in (directory / "history.jsonl").read_text().splitlines()]
     return history.history, records[-1]

@@ -315,8 +315,9 @@ def test_classifier_is_judged_by_accuracy_and_top1_agreement(tmp_path):
     train, val = classify_digits.digits()
     model = classify_digits.build_model()
     callback = TFLiteExportCallback(
-        tmp_path, train, val, monitor="tflite_val_accuracy", blocking=True, verbose=0
-    )
+        tmp_path, train, val, monitor="tflite_val_accuracy", blocking=True, all_logs=True,
+        verbose=0,
+    )  # fmt: skip
     history = model.fit(*train, validation_data=val, epochs=3, callbacks=[callback], verbose=0)
     h = history.history
     assert h["tflite_val_accuracy"][-1] == pytest.approx(h["val_accuracy"][-1], abs=0.03)
