@@ -72,7 +72,7 @@ def refusal(
     if judged.error:
         return judged.error
     if judged.micro_error:
-        if judged.micro_error.startswith("TFLite Micro crashed"):  # it says it all
+        if judged.micro_error.startswith("TFLite Micro crashed"):  # the worker's words suffice
             return judged.micro_error
         return f"TFLite Micro cannot run it: {judged.micro_error}"
     ratio = logs["tflite_variance_ratio_vs_float"]

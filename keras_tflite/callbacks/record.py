@@ -240,7 +240,8 @@ class Reporter:
         else:
             print(line(entry, str(self.best)), flush=True)
             if full is not None:  # kept, but its line in history.jsonl was not
-                print(f"  note: history.jsonl not written: {still if self._disk_full else full}")
+                said = still if self._disk_full else full
+                print(f"  note: history.jsonl not written: {said}", flush=True)
         if full is None and self._disk_full:
             print(f"  note: writing works again: exports land in {self.best.parent}", flush=True)
         self._disk_full = full is not None

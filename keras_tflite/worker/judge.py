@@ -59,8 +59,9 @@ def judge(
         )
     streaming = bool((model_io(tflite) or {}).get("state"))
     run = _Runs(tflite, job_dir, len(arrays[0]), report)
+    crashed = crashed or {}
     for runtime in protocol.RUNTIMES:
-        if runtime in (crashed or {}):
+        if runtime in crashed:
             report[f"{runtime}_error"] = _crash(runtime, crashed[runtime])
             continue
         protocol.emit(job_dir, Event.RUNNING, runtime)
@@ -73,7 +74,7 @@ def judge(
                 run.in_chunks(runtime, {i.name: a for i, a in zip(inputs, arrays)})
         except Exception as error:  # noqa: BLE001 - one runtime's failure is reported, not fatal
             report[f"{runtime}_error"] = _failure(runtime, error)
-    protocol.progress(job_dir, "comparing", run.total, run.total)
+    protocol.progress(job_dir, "comparing", run.count, run.count)
     order = list(range(len(expected))) if streaming else _paired_outputs(tflite, model, expected)
     micro, litert = (run.outputs.get(r) for r in (protocol.MICRO, protocol.LITERT))
     protocol.write_judged(
@@ -136,8 +137,10 @@ class _Runs:
             self.report["invoke_seconds"] = seconds
 
     def _advance(self, samples: int) -> None:
+        """Progress in validation samples (both runtimes' share of the work counted)."""
         self.done += samples
-        protocol.progress(self.job_dir, "comparing", self.done, self.total)
+        compared = self.done * self.count // self.total
+        protocol.progress(self.job_dir, "comparing", compared, self.count)
 
 
 _JUDGE_CHUNK = 16
