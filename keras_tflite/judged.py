@@ -37,6 +37,9 @@ class Judged:
     verification: dict[str, Any] | None = None  # a full conversion against a candidate
     stream: Judged | None = None  # the streaming form of the same snapshot (streaming=True)
     device: dict[str, Any] | None = None  # `board.device_report`, when TFLite Micro ran it
+    # Why LiteRT could not run the model (its outputs and `litert_*` metrics are then absent),
+    # or why it ran without its default delegate.
+    litert_note: str | None = None
 
 
 def read_judged(
@@ -50,16 +53,18 @@ def read_judged(
         return Judged(result, {}, [], [], None, None, since(began), verification=verification)
     report = protocol.first(events, Event.JUDGED)
     if report is None:
-        message = "judging crashed the worker (LiteRT or TFLite Micro)"
-        return Judged(result, {}, [], [], None, message, since(began))
+        return Judged(result, {}, [], [], None, _judging_crashed(events), since(began))
     arrays = protocol.read_judged(job_dir)
     expected, litert = arrays.expected, arrays.litert
-    metrics = {f"litert_{k}_vs_float": v for k, v in fidelity(expected, litert).items()}
+    metrics = {}
+    if litert:  # LiteRT's numbers, reported beside TFLite Micro's
+        metrics |= {f"litert_{k}_vs_float": v for k, v in fidelity(expected, litert).items()}
     micro_error = report.get("micro_error")
     micro = arrays.micro or []
     if micro_error is None:
         metrics |= {f"{k}_vs_float": v for k, v in fidelity(expected, micro).items()}
-        metrics["litert_max_lsb_vs_micro"] = _max_lsb(result, litert, micro)
+        if litert:
+            metrics["litert_max_lsb_vs_micro"] = _max_lsb(result, litert, micro)
         metrics |= board.metrics(report["device"])
     if "invoke_seconds" in report:  # TFLite Micro's time for one invoke, on this machine
         metrics["invoke_seconds"] = float(report["invoke_seconds"])
@@ -79,7 +84,31 @@ def read_judged(
         layers,
         verification,
         device=report.get("device"),
+        litert_note=_litert_note(report),
     )
+
+
+def _judging_crashed(events: list[dict[str, Any]]) -> str:
+    """Why there is no judgement: the runtime that crashed the worker, when it is known."""
+    running = protocol.every(events, Event.RUNNING)
+    if not running:
+        return "judging crashed the worker (LiteRT or TFLite Micro)"
+    return f"judging crashed the worker while {protocol.RUNTIME_NAMES[running[-1]]} ran the model"
+
+
+def _litert_note(report: dict[str, Any]) -> str | None:
+    """What a person should know about LiteRT's run: it could not run the model (so it is
+    judged on TFLite Micro alone), or its default delegate refused it."""
+    error, refusal = report.get("litert_error"), report.get("litert_delegate")
+    if error is not None:
+        said = error if error.startswith("LiteRT") else f"LiteRT could not run it ({error})"
+        return said + ("" if "micro_error" in report else ": judged on TFLite Micro alone")
+    if refusal is not None:
+        return (
+            f"LiteRT's default delegate XNNPACK refused it ({refusal}); LiteRT's numbers come "
+            "from its builtin kernels. TFLite Micro, which decides, is not affected"
+        )
+    return None
 
 
 def _max_lsb(result: ConversionResult, litert: list[np.ndarray], micro: list[np.ndarray]) -> float:

@@ -72,6 +72,8 @@ def refusal(
     if judged.error:
         return judged.error
     if judged.micro_error:
+        if judged.micro_error.startswith("TFLite Micro crashed"):  # the worker's words suffice
+            return judged.micro_error
         return f"TFLite Micro cannot run it: {judged.micro_error}"
     ratio = logs["tflite_variance_ratio_vs_float"]
     if ratio < FLAT_LINE_VARIANCE_RATIO:
@@ -142,6 +144,8 @@ def notes(judged: Any, logs: dict[str, float]) -> dict[str, str]:
     if judged.result is None:
         return {}
     found = {}
+    if judged.litert_note:  # LiteRT could not run it, or not with XNNPACK
+        found["litert"] = judged.litert_note
     islands = float_islands(judged.result)
     if islands:
         found["float_islands"] = islands
@@ -179,9 +183,12 @@ def float_islands(result: Any) -> str | None:
     return f"{len(islands)} QUANTIZE/DEQUANTIZE op(s) inside the int8 model: float islands{loop}"
 
 
-def closer_to_float(logs: dict[str, float]) -> str:
-    """Which runtime's int8 outputs are nearer the float model's (by MAE)."""
-    micro, litert = logs["tflite_mae_vs_float"], logs["tflite_litert_mae_vs_float"]
+def closer_to_float(logs: dict[str, float]) -> str | None:
+    """Which runtime's int8 outputs are nearer the float model's (by MAE); None unless both
+    runtimes ran the model."""
+    micro, litert = logs.get("tflite_mae_vs_float"), logs.get("tflite_litert_mae_vs_float")
+    if micro is None or litert is None:
+        return None
     if litert == micro:
         return "neither (equal)"
     return "LiteRT" if litert < micro else "TFLite Micro"

@@ -16,6 +16,7 @@ from keras_tflite.callbacks.record import ExportRecord
 from keras_tflite.callbacks.store import Store
 from keras_tflite.callbacks.task_metrics import task_metrics
 from keras_tflite.callbacks.tensorboard import ExportSummaries, export_images, manifest_markdown
+from keras_tflite.deploy import artifacts
 from keras_tflite.exporter import Exporter, Judged
 
 
@@ -61,16 +62,23 @@ class ExportPipeline:
 
     def process(self, snapshot: Snapshot) -> ExportRecord:
         """The export's record; any failure (a full disk, say) is recorded, never raised."""
+        best = self.monitor.best
         try:
             return self._process(snapshot)
         except Exception as error:  # noqa: BLE001 - an export failure never stops training
+            self.monitor.best = best  # an export that was not written is not the best
+            reason, notes = f"{type(error).__name__}: {error}", {}
+            if artifacts.disk_full(error):
+                reason = self.store.disk_full_reason(error, "this export's files")
+                notes = {record.DISK_FULL: reason}
             failed = ExportRecord(
                 epoch=snapshot.epoch + 1,
                 step=snapshot.step,
                 exportable=False,
-                reason=f"{type(error).__name__}: {error}",
+                reason=reason,
                 monitor=self.monitor.key,
                 skipped_epochs=snapshot.skipped_epochs,
+                notes=notes,
             )
             try:
                 self.store.append(failed)
@@ -142,8 +150,17 @@ class ExportPipeline:
             entry.path = str(self._keep(judged, entry))
         if judged.result is not None:
             self._summarize(snapshot, judged, entry)
-        self.store.append(entry)
+        self._append(entry)
         return entry
+
+    def _append(self, entry: ExportRecord) -> None:
+        """Adds the record to history.jsonl; a full disk there does not undo a kept export."""
+        try:
+            self.store.append(entry)
+        except OSError as error:
+            if not artifacts.disk_full(error):
+                raise
+            entry.notes[record.DISK_FULL] = self.store.disk_full_reason(error, "history.jsonl")
 
     def _verdict(self, snapshot: Snapshot, judged: Judged):
         """The export's `tflite_*` logs (its streaming model's as `tflite_stream_*`), why it is

@@ -17,13 +17,18 @@ def available() -> bool:
     return True
 
 
-def predictions_png(float_out: np.ndarray, litert: np.ndarray, micro: np.ndarray | None) -> bytes:
-    """Float, LiteRT and TFLite Micro predictions of the first output: a flat line shows at once.
+def predictions_png(
+    float_out: np.ndarray, litert: np.ndarray | None, micro: np.ndarray | None
+) -> bytes:
+    """Float, LiteRT and TFLite Micro predictions of the first output (of the runtimes that ran
+    the model): a flat line shows at once.
 
     A per-sample scalar is drawn across the first validation samples; a sequence output is
     drawn over the time steps of the first sample.
     """
-    series = [("float", float_out, "-"), ("int8 LiteRT", litert, "--")]
+    series = [("float", float_out, "-")]
+    if litert is not None:
+        series.append(("int8 LiteRT", litert, "--"))
     if micro is not None:
         series.append(("int8 TFLite Micro", micro, ":"))
     figure, axis = _figure()

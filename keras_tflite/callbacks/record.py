@@ -261,16 +261,34 @@ def _spans(epochs: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
+# The note of an export that a full disk stopped: said in full once, then in short until an
+# export is written again.
+DISK_FULL = "disk_full"
+
+
 class Reporter:
     """Prints each export's line, each kind of note once, and warns once of a missing key."""
 
     def __init__(self, best: Path):
         self.best = best
         self._said: set[str] = set()
+        self._disk_full = False
 
     def say(self, entry: ExportRecord) -> None:
-        print(line(entry, str(self.best)), flush=True)
         notes = dict(entry.notes)
+        full = notes.pop(DISK_FULL, None)  # the whole story, told at the first such export
+        still = f"the disk is still full ({self.best.parent})"
+        if full is not None and entry.reason == full:  # the export itself was not written
+            shown = dataclasses.replace(entry, reason=still) if self._disk_full else entry
+            print(line(shown, str(self.best)), flush=True)
+        else:
+            print(line(entry, str(self.best)), flush=True)
+            if full is not None:  # kept, but its line in history.jsonl was not
+                said = still if self._disk_full else full
+                print(f"  note: history.jsonl not written: {said}", flush=True)
+        if full is None and self._disk_full:
+            print(f"  note: writing works again: exports land in {self.best.parent}", flush=True)
+        self._disk_full = full is not None
         if entry.skipped_epochs:
             unit = "epoch" if entry.epoch else "step"
             notes["skipped"] = (

@@ -190,9 +190,13 @@ def export_images(judged: Any, targets: list[np.ndarray] | None) -> dict[str, by
     """Prediction plot for regression and sequence outputs, confusion matrix for classifiers."""
     from keras_tflite.callbacks import plots
 
-    expected, litert = judged.float_outputs[0], judged.litert_outputs[0]
+    # Whichever runtimes ran the model: LiteRT may have refused it, TFLite Micro failed on it.
+    expected = judged.float_outputs[0]
+    litert = judged.litert_outputs[0] if judged.litert_outputs else None
     micro = judged.micro_outputs[0] if judged.micro_outputs else None
     device = litert if micro is None else micro
+    if device is None:
+        return {}
     if expected.ndim == 2 and expected.shape[-1] > 1:  # class scores
         truth = targets[0].reshape(len(targets[0]), -1) if targets else None
         true_classes = (

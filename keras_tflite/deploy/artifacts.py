@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
 _BYTES_PER_LINE = 12
+# What a full disk raises: no space left, or the user's quota used up.
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """A model set that did not fit: where, and how many bytes its files need.
+
+    Args:
+        error: The `OSError` the write raised (ENOSPC or EDQUOT).
+        directory: The folder the set was to be written into.
+        needed_bytes: The set's files' total bytes.
+    """
+
+    def __init__(self, error: OSError, directory: Path, needed_bytes: int):
+        super().__init__(error.errno, error.strerror, error.filename)
+        self.directory, self.needed_bytes = directory, needed_bytes
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether `error` says the disk (or the user's quota) is full."""
+    return isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
@@ -92,17 +115,29 @@ def write_model_set(
     files = model_set_files(tflite, manifest, c_symbol=c_symbol, extra_files=extra_files)
     directory.parent.mkdir(parents=True, exist_ok=True)
     partial = directory.parent / f".{directory.name}.{uuid.uuid4().hex}.partial"
-    partial.mkdir()  # honours the umask (mkdtemp would make the set private, 0o700)
+    try:
+        partial.mkdir()  # honours the umask (mkdtemp would make the set private, 0o700)
+        _write_files(partial, files)
+        os.rename(partial, directory)
+    except BaseException as error:
+        # A set that did not fit goes whole: left behind, it would keep the disk full.
+        shutil.rmtree(partial, ignore_errors=True)
+        if disk_full(error):
+            needed = sum(len(data) for data in files.values())
+            raise DiskFullError(error, directory.parent, needed) from error
+        raise
+    _fsync_directory(directory.parent)
+    return json.loads(files["manifest.json"])
+
+
+def _write_files(folder: Path, files: dict[str, bytes]) -> None:
     for name, data in files.items():
-        (partial / name).parent.mkdir(exist_ok=True)  # a set inside the set: stream/
-        with open(partial / name, "wb") as f:
+        (folder / name).parent.mkdir(exist_ok=True)  # a set inside the set: stream/
+        with open(folder / name, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-    _fsync_directory(partial)
-    os.rename(partial, directory)
-    _fsync_directory(directory.parent)
-    return json.loads(files["manifest.json"])
+    _fsync_directory(folder)
 
 
 def model_set_files(
@@ -138,8 +173,12 @@ def point_link(link: str | os.PathLike, target: str | os.PathLike) -> None:
     relative = os.path.relpath(target, link.parent)
     temporary = link.parent / f".{link.name}.{os.getpid()}.tmp"
     temporary.unlink(missing_ok=True)
-    os.symlink(relative, temporary)
-    os.replace(temporary, link)
+    try:
+        os.symlink(relative, temporary)
+        os.replace(temporary, link)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     _fsync_directory(link.parent)
 
 
@@ -177,8 +216,19 @@ def mark_removed(history: str | os.PathLike, path: str, why: str) -> None:
 
 
 def append_line(path: str | os.PathLike, record: dict[str, Any]) -> None:
-    """Appends one JSON line and fsyncs; a reader skips a torn last line."""
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Appends one JSON line and fsyncs. A line that does not fit (a full disk) is cut off
+    again: left torn, the next line appended would join it and both would be lost."""
+    data = (json.dumps(record) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)

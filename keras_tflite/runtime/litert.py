@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 
 import numpy as np
 
+from keras_tflite.runtime.micro import _captured_stderr
 from keras_tflite.runtime.runner import QuantizedRunner
+
+# What LiteRT's C++ code prints to stderr when it applies its default delegate: said once per
+# process, it tells a person nothing.
+_DELEGATE_CHATTER = "Created TensorFlow Lite XNNPACK delegate"
 
 
 class TFLiteModel(QuantizedRunner):
@@ -16,9 +23,15 @@ class TFLiteModel(QuantizedRunner):
     inputs (token ids) pass through. Recurrent state kept by LiteRT in variable tensors is reset
     before every batch, so each sample is an independent sequence.
 
+    LiteRT hands the model to its default delegate (XNNPACK) when it can. XNNPACK refuses some
+    valid int8 models ("failed to create XNNPACK runtime", for example a layer whose output
+    was always zero in calibration); such a model then runs on LiteRT's builtin kernels, with a
+    warning, and `delegate_refusal` says why.
+
     Args:
         model: The flatbuffer bytes or a path to a `.tflite` file.
         num_threads: LiteRT interpreter threads. Defaults to 1.
+        default_delegates: Let LiteRT apply its default delegate (XNNPACK). Defaults to True.
 
     Example:
     ```python
@@ -27,23 +40,92 @@ class TFLiteModel(QuantizedRunner):
     ```
     """
 
-    def __init__(self, model: bytes | str | os.PathLike, *, num_threads: int = 1):
+    def __init__(
+        self,
+        model: bytes | str | os.PathLike,
+        *,
+        num_threads: int = 1,
+        default_delegates: bool = True,
+    ):
         super().__init__(model)
-        from ai_edge_litert.interpreter import Interpreter
+        self.num_threads = num_threads
+        self.delegate_refusal: str | None = None  # why the default delegate was dropped
+        try:
+            self._start(default_delegates)
+        except RuntimeError as error:
+            if not default_delegates:
+                raise
+            self._without_default_delegates(error, stacklevel=2)
 
-        self.interpreter = Interpreter(model_content=self.tflite, num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+    def _start(self, default_delegates: bool) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        resolver = (
+            OpResolverType.AUTO
+            if default_delegates
+            else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
+        self.default_delegates = default_delegates
+
+        def create() -> None:
+            self.interpreter = Interpreter(
+                model_content=self.tflite,
+                num_threads=self.num_threads,
+                experimental_op_resolver_type=resolver,
+            )
+            self.interpreter.allocate_tensors()
+
+        _quietly(create)
         # `io_details` lists inputs and outputs in the flatbuffer's order, as LiteRT does.
         self._input_index = [d["index"] for d in self.interpreter.get_input_details()]
         self._output_index = [d["index"] for d in self.interpreter.get_output_details()]
+
+    def _without_default_delegates(self, error: RuntimeError, stacklevel: int) -> None:
+        """Starts again on the builtin kernels after the default delegate failed with `error`
+        (raised again, with the builtin kernels' error, when they fail too)."""
+        try:
+            self._start(default_delegates=False)
+        except RuntimeError as builtin:
+            raise RuntimeError(f"{_one_line(error)}; without it: {_one_line(builtin)}") from error
+        self.delegate_refusal = _one_line(error)
+        warnings.warn(
+            f"LiteRT's default delegate (XNNPACK) refused this model ({self.delegate_refusal}); "
+            "running it on LiteRT's builtin kernels.",
+            stacklevel=stacklevel + 1,
+        )
 
     def reset_state(self) -> None:
         self.interpreter.reset_all_variables()
 
     def _invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        try:
+            return self._run(inputs)
+        except RuntimeError as error:  # XNNPACK builds its runtime at the first invoke
+            if not self.default_delegates:
+                raise
+            self._without_default_delegates(error, stacklevel=3)  # predict's caller
+        return self._run(inputs)
+
+    def _run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if not self.keeps_state:
             self.interpreter.reset_all_variables()
         for index, value in zip(self._input_index, inputs):
             self.interpreter.set_tensor(index, value)
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(i) for i in self._output_index]
+
+
+def _quietly(function) -> None:
+    """Runs `function`, dropping the default delegate's greeting from file descriptor 2 and
+    passing on anything else LiteRT printed there."""
+    said = _captured_stderr(function)
+    rest = "".join(line for line in said.splitlines(True) if _DELEGATE_CHATTER not in line)
+    if rest:
+        sys.stderr.write(rest)
+        sys.stderr.flush()
+
+
+def _one_line(error: Exception) -> str:
+    """LiteRT's message on one line ("...runtimeNode number 9..." glues two messages)."""
+    text = " ".join(str(error).split())
+    return text.replace("runtimeNode number", "runtime; node number").rstrip(".")

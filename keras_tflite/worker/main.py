@@ -18,13 +18,16 @@ from typing import Any
 from keras_tflite.worker import protocol
 from keras_tflite.worker.protocol import PARENT_VARIABLE, Attempt, Event, Exit
 
-# Set by tests to inject a real fault into a real worker: "<strategy>:segfault" or ":hang".
+# Set by tests to inject a real fault into a real worker: "<strategy>:segfault" or ":hang", or
+# "judge-<runtime>:segfault" as a runtime ("litert", "micro") starts judging the model.
 FAULT_VARIABLE = "KERAS_TFLITE_INJECT_FAULT"
 
 
 def main(argv: list[str]) -> int:
     """The worker's entry point: `[NICENESS]`, then one job per line on stdin (`{"job_dir":
-    ..., "modes": [...]}`), each answered with events ending in DONE, until stdin closes."""
+    ..., "modes": [...]}`, and for a JUDGE job the runtimes that crashed an earlier worker
+    judging it: `"crashed": {runtime: how}`), each answered with events ending in DONE, until
+    stdin closes."""
     die_with_parent()
     os.nice(int(argv[0]) if argv else 0)  # exports during training yield the cores to training
     import tensorflow  # noqa: F401 - every job needs it: imported while the caller prepares one
@@ -34,7 +37,7 @@ def main(argv: list[str]) -> int:
         request = json.loads(line)
         job_dir = Path(request["job_dir"])
         print(f"{protocol.JOB_MARKER} {job_dir}", flush=True)
-        code = handle(job_dir, request["modes"], models)
+        code = handle(job_dir, request["modes"], models, request.get("crashed"))
         protocol.emit(job_dir, Event.DONE, {"exit": int(code), "rss_mb": _rss_mb()})
         sys.stdout.flush()
     return Exit.DONE
@@ -60,10 +63,12 @@ class ModelCache:
         return self._model
 
 
-def handle(job_dir: Path, modes: list[str], models: ModelCache) -> Exit:
+def handle(
+    job_dir: Path, modes: list[str], models: ModelCache, crashed: dict[str, str] | None = None
+) -> Exit:
     """Carries out one job: convert with the first strategy that works (and judge), describe
-    the model, or judge a given .tflite against it."""
-    from keras_tflite.worker import conversion, judge, load
+    the model, or judge a given .tflite against it (without the runtimes in `crashed`)."""
+    from keras_tflite.worker import conversion, load
 
     job = protocol.Job.read(job_dir)
     try:
@@ -79,7 +84,7 @@ def handle(job_dir: Path, modes: list[str], models: ModelCache) -> Exit:
         return Exit.DONE
     if modes == [protocol.JUDGE]:  # `keras-tflite compare`: a given .tflite against the source
         tflite = (job_dir / protocol.MODEL_FILE).read_bytes()
-        protocol.emit(job_dir, Event.JUDGED, judge.judge(model, tflite, job_dir, job))
+        protocol.emit(job_dir, Event.JUDGED, _judge(model, tflite, job_dir, job, crashed))
         return Exit.DONE
     for name in modes:
         skip = conversion.skip_reason(name, model)
@@ -107,11 +112,20 @@ def handle(job_dir: Path, modes: list[str], models: ModelCache) -> Exit:
             return Exit.DONE  # the candidate stands: nothing new to judge
         if (job_dir / protocol.VALIDATION_FILE).exists():
             protocol.emit(job_dir, Event.JUDGING, name)
-            protocol.emit(job_dir, Event.JUDGED, judge.judge(model, tflite, job_dir, job))
+            protocol.emit(job_dir, Event.JUDGED, _judge(model, tflite, job_dir, job))
         if job.layer_errors:
             protocol.emit(job_dir, Event.LAYERS, conversion.layer_errors(name, model, job_dir, job))
         return Exit.DONE
     return Exit.NOTHING_CONVERTED
+
+
+def _judge(model, tflite, job_dir, job, crashed=None) -> dict:
+    from keras_tflite.worker import judge
+
+    def before(runtime: str) -> None:
+        _inject_fault(f"judge-{runtime}")
+
+    return judge.judge(model, tflite, job_dir, job, crashed=crashed, before=before)
 
 
 def _convert(name, model, job_dir, job, templates):

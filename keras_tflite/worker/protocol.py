@@ -37,6 +37,11 @@ JUDGED_FILE = "judged.npz"
 # The worker's modes besides strategy names: report the model's inputs and outputs; judge a
 # given .tflite against the model.
 DESCRIBE, JUDGE = "--describe", "--judge"
+# The runtimes a model is judged in, in the order they run (TFLite Micro decides), by the names
+# events and reports use.
+MICRO, LITERT = "micro", "litert"
+RUNTIMES = (MICRO, LITERT)
+RUNTIME_NAMES = {MICRO: "TFLite Micro", LITERT: "LiteRT"}
 
 
 class Exit(enum.IntEnum):
@@ -56,7 +61,13 @@ class Event(str, enum.Enum):
     START = "start"  # a strategy started: its name
     ATTEMPT = "attempt"  # a strategy ended: an `Attempt`
     JUDGING = "judging"  # judging the converted model began
-    JUDGED = "judged"  # judged: arena bytes, or why TFLite Micro could not run it
+    # Judging: a runtime (MICRO or LITERT) starts running the model. The last one before the
+    # worker died is the one that crashed it.
+    RUNNING = "running"
+    # Judged: what a board needs, TFLite Micro's invoke time; why a runtime could not run it
+    # ("micro_error", "litert_error"), why LiteRT ran it without its default delegate
+    # ("litert_delegate").
+    JUDGED = "judged"
     LAYERS = "layers"  # per-layer int8 errors
     PROGRESS = "progress"  # {"stage", "done", "total"} of a long step
     PATH = "path"  # how it converted: {"path": "requantized" or "converted", "note": why not}
@@ -160,6 +171,15 @@ def every(events: list[dict[str, Any]], kind: Event) -> list[Any]:
     return [e[kind.value] for e in events if kind.value in e]
 
 
+def crashed_runtime(events: list[dict[str, Any]]) -> str | None:
+    """The runtime that was running the model when the worker died judging it (its job never
+    reported JUDGED nor DONE), else None."""
+    if first(events, Event.JUDGED) is not None or first(events, Event.DONE) is not None:
+        return None
+    running = every(events, Event.RUNNING)
+    return running[-1] if running else None
+
+
 # Lines of TensorFlow's start-up chatter that say nothing about a conversion.
 _NOISE = (
     "warnings.warn",
@@ -196,18 +216,21 @@ def last_messages(log_path: Path, count: int = 3) -> str:
 def write_judged(
     job_dir: Path,
     expected: list[np.ndarray],
-    litert: list[np.ndarray],
+    litert: list[np.ndarray] | None,
     micro: list[np.ndarray] | None,
 ) -> None:
-    """The float outputs and each runtime's, per output position."""
+    """The float outputs and each runtime's that ran it, per output position."""
     arrays = {f"float_{i}": a for i, a in enumerate(expected)}
-    arrays |= {f"litert_{i}": a for i, a in enumerate(litert)}
+    arrays |= {f"litert_{i}": a for i, a in enumerate(litert or [])}
     arrays |= {f"micro_{i}": a for i, a in enumerate(micro or [])}
     np.savez(job_dir / JUDGED_FILE, **arrays)
 
 
 @dataclasses.dataclass
 class JudgedArrays:
+    """The float outputs and each runtime's: empty (LiteRT) or None (TFLite Micro) for a
+    runtime that could not run the model."""
+
     expected: list[np.ndarray]
     litert: list[np.ndarray]
     micro: list[np.ndarray] | None

@@ -101,7 +101,9 @@ class Worker:
     ) -> dict[str, Any]:
         """Runs a DESCRIBE or JUDGE job; returns the event it reports."""
         kind = Event.DESCRIBED if mode == protocol.DESCRIBE else Event.JUDGED
-        events, _, _ = self.request(job_dir, [mode], timeout, on_events)
+        events, timed_out, code = self.request(job_dir, [mode], timeout, on_events)
+        if code is not None and not timed_out:
+            events = self._judge_again(job_dir, events, code, timeout, on_events)
         _raise_load_error(events)
         found = protocol.first(events, kind)
         if found is None:
@@ -112,15 +114,23 @@ class Worker:
         return found
 
     def request(
-        self, job_dir: Path, modes: list[str], timeout: float, on_events: Callable | None = None
+        self,
+        job_dir: Path,
+        modes: list[str],
+        timeout: float,
+        on_events: Callable | None = None,
+        crashed: dict[str, str] | None = None,
     ) -> tuple[list[dict[str, Any]], bool, int | None]:
         """Sends one job and waits for it: (its events, whether it timed out, the worker's exit
-        code when the job ended it)."""
+        code when the job ended it). A JUDGE job after a crash names the runtimes that `crashed`
+        the worker; its events follow the crashed job's."""
         with self._lock:
-            (job_dir / protocol.EVENTS_FILE).unlink(missing_ok=True)
+            if crashed is None:
+                (job_dir / protocol.EVENTS_FILE).unlink(missing_ok=True)
             process = self._running()
+            request = {"job_dir": str(job_dir), "modes": modes}
             try:
-                line = json.dumps({"job_dir": str(job_dir), "modes": modes}) + "\n"
+                line = json.dumps(request | ({"crashed": crashed} if crashed else {})) + "\n"
                 process.stdin.write(line.encode())
                 process.stdin.flush()
             except OSError:  # it died between jobs: the wait below sees it
@@ -162,7 +172,23 @@ class Worker:
                 f"The conversion worker exited with {_exit_name(code)} before converting: "
                 f"{protocol.last_messages(self.log_path)}"
             )
+        elif code is not None:
+            self._judge_again(job_dir, events, code, timeout, on_events)
         return attempts
+
+    def _judge_again(self, job_dir, events, code, timeout, on_events) -> list[dict[str, Any]]:
+        """When the worker died while a runtime was judging the model (a segfault in LiteRT or
+        TFLite Micro), judges it again in a new worker without that runtime, so that the other
+        runtime's verdict stands. Returns the job's events, the new judgement's included."""
+        crashed: dict[str, str] = {}
+        runtime = protocol.crashed_runtime(events)
+        while code is not None and runtime is not None and runtime not in crashed:
+            crashed[runtime] = _exit_name(code)
+            events, timed_out, code = self.request(
+                job_dir, [protocol.JUDGE], timeout, on_events, crashed=dict(crashed)
+            )
+            runtime = None if timed_out else protocol.crashed_runtime(events)
+        return events
 
     def start(self) -> None:
         """Starts the worker process now (it imports TensorFlow while the caller prepares the
@@ -301,7 +327,8 @@ def _wait(
             return False  # it ended without finishing the job: a crash
         except subprocess.TimeoutExpired:
             pass
-        starts = [e["time"] for e in events if Event.START.value in e]
+        # A job judged again after a crash follows the crashed job's events: not its clock.
+        starts = [e["time"] for e in events if Event.START.value in e and e["time"] >= started_at]
         since = starts[-1] if starts else started_at
         if time.time() - since > timeout + (0 if starts else _LOAD_SECONDS):
             _kill(process)
