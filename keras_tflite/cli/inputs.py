@@ -94,6 +94,10 @@ def read_arrays(path: str, option: str) -> dict[str, np.ndarray] | np.ndarray:
     """
     expected = f"Expected {option} to be a .npy or .npz file of numpy arrays"
     _check_file(path, expected)
+    with open(path, "rb") as file:
+        start = file.read(16)
+    if not start.startswith((NPY_MAGIC, ZIP_MAGIC)):
+        raise UsageError(f"{expected}. Received: {path!r}, which is neither (it begins {start!r}).")
     try:
         stored = np.load(path, allow_pickle=False)
         if isinstance(stored, np.ndarray):
@@ -197,11 +201,12 @@ def read_tflite(path: str, option: str = "MODEL") -> bytes:
 
 
 TFLITE_IDENTIFIER = b"TFL3"  # a flatbuffer's file identifier sits at bytes 4-8
+NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"  # .npy; .npz (and .keras) are zip archives
 # What a file that is not a .tflite usually is, by its first bytes.
 _SIGNATURES = {
-    b"PK\x03\x04": "a zip archive (a .keras model or an .npz?)",
+    ZIP_MAGIC: "a zip archive (a .keras model or an .npz?)",
     b"\x89HDF\r\n\x1a\n": "an HDF5 file (an .h5 model?)",
-    b"\x93NUMPY": "a .npy array",
+    NPY_MAGIC: "a .npy array",
 }
 
 
