@@ -135,8 +135,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = _parser().parse_args(argv)
-        if args.command in ("inspect", "convert"):
-            args.board = _board(args)
     except BadArguments as bad:
         bad.parser.print_usage(sys.stderr)
         return _refuse(f"{bad.parser.prog}: error: ", bad.message, "--json" in argv)
@@ -164,10 +162,12 @@ def _board(args: Any) -> Any:
     try:
         return Board.of(args.target, args.kernels)
     except ValueError as error:
-        raise BadArguments(_parser(), str(error)) from None
+        raise UsageError(str(error)) from None
 
 
 def _run(args: Any) -> tuple[dict[str, Any], int]:
+    if args.command in ("inspect", "convert"):
+        args.board = _board(args)
     if args.command == "inspect":
         return _inspect(args)
     if args.command == "convert":
@@ -203,9 +203,11 @@ def _print_json(report: dict[str, Any], code: int) -> None:
 def _problem(report: dict[str, Any]) -> str | None:
     """What went wrong in a command that ran, for stderr: results stay on stdout."""
     if "error" in report:
-        return f"{'not converted' if report.get('converted') is False else 'failed'}: " + str(
-            report["error"]
-        )
+        said = "not converted" if report.get("converted") is False else "failed"
+        return f"{said}: {report['error']}"
+    micro = report.get("tflite_micro") or {}
+    if micro.get("runs") is False:
+        return f"TFLite Micro cannot run it: {micro['error']}"
     if report.get("not_deployable"):
         return f"not deployable: {report['not_deployable']}"
     if report.get("not_faithful"):

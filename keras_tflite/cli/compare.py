@@ -172,19 +172,19 @@ def _judged_report(
         "samples": samples,
         "litert": fidelity(judged.float_outputs, judged.litert_outputs),
     }
-    refused = verdict.refusal(judged, args, _shortfall(made), COMPARE_ADVICE)
+    report["gates"] = {"max_normalized_rmse": args.max_normalized_rmse, "max_error": args.max_error}
     if judged.micro_error:
         report["tflite_micro"] = {"runs": False, "error": judged.micro_error}
-    else:
-        report["tflite_micro"] = {
-            "runs": True,
-            "arena_bytes": int(judged.metrics["arena_bytes"]),
-            **fidelity(judged.float_outputs, judged.micro_outputs),
-        }
-    report["gates"] = {"max_normalized_rmse": args.max_normalized_rmse, "max_error": args.max_error}
-    report["faithful"] = refused is None
-    if refused is not None:
-        report["not_faithful"] = refused
-    if judged.micro_error:
+        report["faithful"] = False
         return report, ExitCode.NOT_ON_MICRO
-    return report, ExitCode.OK if refused is None else ExitCode.NOT_FAITHFUL
+    report["tflite_micro"] = {
+        "runs": True,
+        "arena_bytes": int(judged.metrics["arena_bytes"]),
+        **fidelity(judged.float_outputs, judged.micro_outputs),
+    }
+    refused = verdict.refusal(judged, args, _shortfall(made), COMPARE_ADVICE)
+    report["faithful"] = refused is None
+    if refused is None:
+        return report, ExitCode.OK
+    report["not_faithful"] = refused
+    return report, ExitCode.NOT_FAITHFUL

@@ -20,6 +20,15 @@ from keras_tflite.runtime.inspect import io_details
 from keras_tflite.specs import TensorInfo
 from keras_tflite.worker import protocol, supervisor
 
+TFLITE_IDENTIFIER = b"TFL3"  # a flatbuffer's file identifier sits at bytes 4-8
+NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"  # .npy; .npz (and .keras) are zip archives
+# What a file that is not a .tflite usually is, by its first bytes.
+_SIGNATURES = {
+    ZIP_MAGIC: "a zip archive (a .keras model or an .npz?)",
+    b"\x89HDF\r\n\x1a\n": "an HDF5 file (an .h5 model?)",
+    NPY_MAGIC: "a .npy array",
+}
+
 
 def parse_input_shapes(values: list[str]) -> dict[str, list[int]]:
     """["series:1,120,3"] -> {"series": [1, 120, 3]}."""
@@ -93,9 +102,7 @@ def read_arrays(path: str, option: str) -> dict[str, np.ndarray] | np.ndarray:
         UsageError: naming `option`, what was expected and what the file holds.
     """
     expected = f"Expected {option} to be a .npy or .npz file of numpy arrays"
-    _check_file(path, expected)
-    with open(path, "rb") as file:
-        start = file.read(16)
+    start = _read_file(path, expected, limit=16)
     if not start.startswith((NPY_MAGIC, ZIP_MAGIC)):
         raise UsageError(f"{expected}. Received: {path!r}, which is neither (it begins {start!r}).")
     try:
@@ -112,8 +119,10 @@ def read_arrays(path: str, option: str) -> dict[str, np.ndarray] | np.ndarray:
             f"{expected}. Received: {path!r}, which numpy cannot read ({error})."
         ) from None
     if not counts:
-        raise UsageError(f"Expected {option} to hold an array per input. Received: {path!r}, "
-                         "a .npz file with no arrays.")  # fmt: skip
+        raise UsageError(
+            f"Expected {option} to hold an array per input. Received: {path!r}, a .npz file "
+            "with no arrays."
+        )
     if min(counts.values()) < 1:
         raise UsageError(
             f"Expected {option} to hold at least one sample (arrays of shape (samples, ...)). "
@@ -127,14 +136,24 @@ def read_arrays(path: str, option: str) -> dict[str, np.ndarray] | np.ndarray:
     return arrays
 
 
-def _check_file(path: str, expected: str) -> None:
+def _read_file(path: str, expected: str, limit: int = -1) -> bytes:
+    """The file's bytes (its first `limit`); a missing, unreadable or empty file is a
+    `UsageError` saying so."""
     file = Path(path)
     if not file.exists():
         raise UsageError(f"{expected}. Received: {path!r}, which does not exist.")
     if file.is_dir():
         raise UsageError(f"{expected}. Received: {path!r}, a directory.")
-    if file.stat().st_size == 0:
+    try:
+        with file.open("rb") as opened:
+            data = opened.read(limit)
+    except OSError as error:
+        raise UsageError(
+            f"{expected}. Received: {path!r}, which cannot be read ({error})."
+        ) from None
+    if not data:
         raise UsageError(f"{expected}. Received: {path!r}, an empty file (0 bytes).")
+    return data
 
 
 def _samples(array: np.ndarray) -> int:
@@ -181,8 +200,7 @@ def read_tflite(path: str, option: str = "MODEL") -> bytes:
             (another kind of file) or a flatbuffer that fails verification (truncated).
     """
     expected = f"Expected {option} to be a .tflite file (a TFLite flatbuffer)"
-    _check_file(path, expected)
-    tflite = Path(path).read_bytes()
+    tflite = _read_file(path, expected)
     if tflite[4:8] != TFLITE_IDENTIFIER:
         raise UsageError(f"{expected}. Received: {path!r}, {_kind_of_file(tflite)}.")
     from ai_edge_litert.interpreter import Interpreter
@@ -200,16 +218,6 @@ def read_tflite(path: str, option: str = "MODEL") -> bytes:
     return tflite
 
 
-TFLITE_IDENTIFIER = b"TFL3"  # a flatbuffer's file identifier sits at bytes 4-8
-NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"  # .npy; .npz (and .keras) are zip archives
-# What a file that is not a .tflite usually is, by its first bytes.
-_SIGNATURES = {
-    ZIP_MAGIC: "a zip archive (a .keras model or an .npz?)",
-    b"\x89HDF\r\n\x1a\n": "an HDF5 file (an .h5 model?)",
-    NPY_MAGIC: "a .npy array",
-}
-
-
 def _kind_of_file(data: bytes) -> str:
     for signature, kind in _SIGNATURES.items():
         if data.startswith(signature):
@@ -225,13 +233,10 @@ def tflite_inputs(tflite: bytes) -> list[TensorInfo]:
     flatbuffer's batch dimension dropped, as its runners take any batch) and the float dtype
     of a quantized input (the runners quantize)."""
     inputs, _ = io_details(tflite)
-    return [
-        TensorInfo(
-            t.name,
-            tuple(t.shape[1:]),
-            "float32"
-            if t.is_quantized or not np.issubdtype(np.dtype(t.dtype), np.integer)
-            else t.dtype,
-        )  # fmt: skip
-        for t in inputs
-    ]
+    return [TensorInfo(t.name, tuple(t.shape[1:]), _data_dtype(t)) for t in inputs]
+
+
+def _data_dtype(tensor: Any) -> str:
+    """The dtype of data for an input: integers (token ids) as they are, numbers else float."""
+    integer = np.issubdtype(np.dtype(tensor.dtype), np.integer)
+    return tensor.dtype if integer and not tensor.is_quantized else "float32"
