@@ -145,6 +145,11 @@ def test_bad_convert_data_is_refused_before_the_model_loads(files, kind, option,
     assert not (files / "out").exists()
 
 
+def test_int8_without_calibration_is_refused_before_the_model_loads(files, capsys):
+    assert main(["convert", str(files / "frozen.pb"), "-o", str(files / "out")]) == 2
+    assert "Expected --calibration FILE for --quantization int8" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -32,6 +32,11 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
     source = source_of(args.source, args)
     # The data files are read before the worker loads the model (seconds): a missing or
     # unreadable file is said at once; their shapes are checked once the model's are known.
+    if args.calibration is None and args.quantization in CALIBRATED_MODES:
+        raise UsageError(
+            f"Expected --calibration FILE for --quantization {args.quantization} (int8 "
+            "calibration needs samples of the inputs). Received: none."
+        )
     stored = {
         option: read_arrays(path, option)
         for option, path in (("--calibration", args.calibration), ("--validation", args.validation))
@@ -136,12 +141,7 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
 
 
 def _calibration_for(args: Any, inputs: list[TensorInfo], stored: Any):
-    if stored is None:
-        if args.quantization in CALIBRATED_MODES:
-            raise UsageError(
-                f"Expected --calibration FILE for --quantization {args.quantization} (int8 "
-                "calibration needs samples of the inputs). Received: none."
-            )
+    if stored is None:  # a mode that does not calibrate (checked before the worker)
         arrays = {i.name: np.zeros((1, *i.shape), i.dtype) for i in inputs}
         return calibration.collect(arrays, inputs, num_samples=1)
     arrays = load_arrays(stored, inputs, "--calibration")
