@@ -81,8 +81,3 @@ def test_a_model_tflite_micro_cannot_run_exits_1_and_says_why(tmp_path):
     done = _run("inspect", result.save(tmp_path / "m.tflite"))
     assert done.returncode == 1
     assert "TFLite Micro: does not run" in done.stdout
-
-
-def test_missing_file_exits_2_with_a_clear_message(tmp_path):
-    done = _run("inspect", tmp_path / "nope.tflite")
-    assert done.returncode == 2 and "cannot read" in done.stderr and "nope.tflite" in done.stderr

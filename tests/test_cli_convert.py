@@ -203,8 +203,10 @@ def test_an_unfaithful_conversion_is_written_but_said_and_exits_4(tmp_path, caps
     code = main(["convert", str(tmp_path / "sine.keras"), "-o", str(tmp_path / "out"),
                  "--calibration", str(tmp_path / "cal.npz"),
                  "--validation", str(tmp_path / "val.npz"), "--json"])  # fmt: skip
-    report = json.loads(capsys.readouterr().out)
-    assert code == 4
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert code == 4 and report["exit_code"] == 4
+    assert f"not deployable: {report['not_deployable']}" in captured.err  # said, even with --json
     # Flat or not faithful: the callback's verdict, in TFLite Micro, with the CLI's advice.
     assert re.match(
         r"(flat-line output|not a faithful copy) in TFLite Micro", report["not_deployable"]
@@ -237,7 +239,7 @@ def test_calibration_that_does_not_match_names_the_inputs(tmp_path, capsys):
     assert "named ['features']. Received: ['wrong', 'other']" in capsys.readouterr().err
 
 
-def test_compare_reports_both_runtimes_against_the_source(tmp_path):
+def test_compare_reports_both_runtimes_and_whether_the_copy_is_faithful(tmp_path):
     prefix, _ = _tf1_graph(tmp_path)
     np.savez(tmp_path / "cal.npz", features=FEATURES)
     assert _convert(prefix, tmp_path / "out") == 0
@@ -248,16 +250,25 @@ def test_compare_reports_both_runtimes_against_the_source(tmp_path):
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "calibration" not in run.stderr  # 40 samples to compare on are not a calibration set
+    assert run.stderr == ""  # no progress, no runtime chatter: the JSON says it all
     report = json.loads(run.stdout)
-    assert report["samples"] == 40
-    assert report["tflite_micro"]["runs"]
+    assert report["samples"] == 40 and report["exit_code"] == 0
+    assert report["tflite_micro"]["runs"] and report["faithful"]
     assert 0 < report["tflite_micro"]["mae"] < 0.05
     assert report["litert"]["snr_db"] > 20
-    # Without --json: a readable summary, and the progress drawn on stderr.
-    text = subprocess.run(run.args[:-1], capture_output=True, text=True, timeout=600)
-    assert text.returncode == 0 and "TFLite Micro: MAE" in text.stdout
-    assert "comparing" in text.stderr and "40/40" in text.stderr
+    # Against a model it was not converted from (same input): not a faithful copy, exit 4.
+    _keras3(tmp_path / "unrelated.keras")
+    text = subprocess.run(
+        [*run.args[:6], str(tmp_path / "unrelated.keras"), *run.args[7:-1]],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert text.returncode == 4, text.stderr[-3000:]
+    assert "TFLite Micro: MAE" in text.stdout
+    assert "a faithful copy in TFLite Micro: no" in text.stdout
+    assert "comparing" in text.stderr and "40/40" in text.stderr  # the progress, on stderr
+    verdict = text.stderr.splitlines()[-1]
+    assert verdict.startswith("not faithful: not a faithful copy in TFLite Micro: normalized RMSE")
+    assert "if --reference is the model it was converted from" in verdict
 
 
 def test_several_outputs_keep_their_names_and_values(tmp_path, capsys):

@@ -1,10 +1,7 @@
 """The `keras-tflite` command: inspect a .tflite model, convert a saved model, compare the two.
 
-Exit codes:
-  0  success (and the model runs in TFLite Micro)
-  1  inspect: the model does not run in TFLite Micro; convert: no strategy converted the model
-  2  bad arguments, an unreadable file or data that does not match the model
-  3  convert/compare: converted, but TFLite Micro cannot run the model
+Results go to stdout (with --json, one JSON document, errors included); errors, progress and
+verdicts to stderr. Exit codes: `outcome.MEANINGS`, printed by every --help.
 """
 
 from __future__ import annotations
@@ -12,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from typing import Any
 
-from keras_tflite.cli.outcome import ExitCode, UsageError
+from keras_tflite.cli.outcome import ExitCode, UsageError, exit_codes_text
+from keras_tflite.cli.quiet import quiet_tensorflow
 from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES
 from keras_tflite.quantization import QUANTIZATION_MODES
 
@@ -24,21 +23,37 @@ _PROGRAMS_WARNING = (
     "safe_mode, Lambda layers are refused unless --trust, and data files are never unpickled."
 )
 
+_JSON_HELP = "one JSON document on stdout, errors included, with the exit code"
+
+
+class BadArguments(Exception):
+    """What argparse refuses, raised rather than printed: `main` says it as --json asks."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str):
+        super().__init__(message)
+        self.parser, self.message = parser, message
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints and exits; main decides how to say it
+        raise BadArguments(self, message)
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keras-tflite",
         description="Inspect, convert and compare TFLite models for microcontrollers.",
-        epilog=__doc__.split("Exit codes:")[1].join(["Exit codes:", ""]),
+        epilog=exit_codes_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    inspect = commands.add_parser("inspect", help="inputs, outputs, ops, TFLite Micro arena, size")
+    inspect = _command(commands, "inspect", help="inputs, outputs, ops, TFLite Micro arena, size")
     inspect.add_argument("model", help="a .tflite file")
-    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.add_argument("--json", action="store_true", help=_JSON_HELP)
     _board_options(inspect)
 
-    convert = commands.add_parser(
+    convert = _command(
+        commands,
         "convert",
         help="a saved model (.keras, .h5, SavedModel, TF1 checkpoint, frozen .pb) to int8 TFLite",
         description="Convert a saved model with the callback's pipeline. " + _PROGRAMS_WARNING,
@@ -53,20 +68,36 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--seed", type=int, default=0)
     convert.add_argument("--c-symbol", default="g_model", help="name of the C array")
     _board_options(convert)
+    _gate_options(convert)
     _source_options(convert)
 
-    compare = commands.add_parser(
+    compare = _command(
+        commands,
         "compare",
         help="a .tflite model against its float source on the same inputs",
         description="Fidelity of MODEL.tflite (LiteRT and TFLite Micro) against the float model "
-        "it came from. " + _PROGRAMS_WARNING,
+        "it came from, and the callback's verdict on TFLite Micro's outputs: a faithful copy or "
+        "not. " + _PROGRAMS_WARNING,
     )
     compare.add_argument("model", help="a .tflite file")
     compare.add_argument("--reference", required=True, help="the float model (any convert SRC)")
     compare.add_argument("--data", required=True, help="inputs (.npy or .npz)")
     compare.add_argument("--num-samples", type=int, default=1000)
+    _gate_options(compare)
     _source_options(compare)
     return parser
+
+
+def _command(
+    commands: Any, name: str, *, help: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=help,
+        description=textwrap.fill(description or help, 79),
+        epilog=exit_codes_text(name),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog's lines as written
+    )
 
 
 def _board_options(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +113,12 @@ def _board_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _gate_options(parser: argparse.ArgumentParser) -> None:
+    from keras_tflite.cli.verdict import add_gate_options
+
+    add_gate_options(parser)
+
+
 def _source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outputs", help="output node names, comma-separated (graph formats)")
     parser.add_argument(
@@ -89,46 +126,100 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--trust", action="store_true", help="allow Lambda layers (runs code)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per worker step")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--json", action="store_true", help=_JSON_HELP)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command in ("inspect", "convert"):
-        from keras_tflite.board import Board
-
-        try:
-            args.board = Board.of(args.target, args.kernels)
-        except ValueError as error:
-            parser.error(str(error))
-    if args.command == "inspect":
-        from keras_tflite.cli.inspect import inspect_model, text
-
-        try:
-            report = inspect_model(args.model, args.board)
-        except (OSError, ValueError) as error:  # not a file, or not a .tflite flatbuffer
-            print(f"keras-tflite inspect: cannot read {args.model}: {error}", file=sys.stderr)
-            return ExitCode.USAGE
-        print(json.dumps(report, indent=2) if args.json else text(report))
-        return ExitCode.OK if report["tflite_micro"]["runs"] else ExitCode.FAILED
-    from keras_tflite.cli import compare, convert
-
-    command = {"convert": convert.convert_command, "compare": compare.compare_command}
+    """Runs the command in `argv` (else the process's arguments); returns its exit code."""
+    quiet_tensorflow()  # before anything imports TensorFlow, here or in the worker
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        report, code = command[args.command](args)
+        args = _parser().parse_args(argv)
+    except BadArguments as bad:
+        bad.parser.print_usage(sys.stderr)
+        return _refuse(f"{bad.parser.prog}: error: ", bad.message, "--json" in argv)
+    try:
+        report, code = _run(args)
     except (UsageError, OSError) as error:  # the user's input; anything else is a bug to show
-        if args.json:
-            print(json.dumps({"error": str(error)}, indent=2))
-        print(f"keras-tflite {args.command}: {error}", file=sys.stderr)
-        return ExitCode.USAGE
-    print(json.dumps(report, indent=2) if args.json else _summary(args.command, report))
+        return _refuse(f"keras-tflite {args.command}: ", str(error), args.json)
+    except Exception as error:
+        if args.json:  # a script still gets a JSON document; the traceback goes to stderr
+            _print_json({"error": f"{type(error).__name__}: {error}"}, ExitCode.FAILED)
+        raise
+    if args.json:
+        _print_json(report, code)
+    elif "error" not in report:
+        print(_summary(args.command, report))
+    problem = _problem(report)
+    if problem:
+        print(problem, file=sys.stderr)
     return code
 
 
-def _summary(command: str, report: dict[str, Any]) -> str:
+def _board(args: Any) -> Any:
+    from keras_tflite.board import Board
+
+    try:
+        return Board.of(args.target, args.kernels)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _run(args: Any) -> tuple[dict[str, Any], int]:
+    if args.command in ("inspect", "convert"):
+        args.board = _board(args)
+    if args.command == "inspect":
+        return _inspect(args)
+    if args.command == "convert":
+        from keras_tflite.cli.convert import convert_command
+
+        return convert_command(args)
+    from keras_tflite.cli.compare import compare_command
+
+    return compare_command(args)
+
+
+def _inspect(args: Any) -> tuple[dict[str, Any], int]:
+    from keras_tflite.cli.inputs import read_tflite
+    from keras_tflite.cli.inspect import inspect_model
+
+    read_tflite(args.model)  # a clear "Expected MODEL to be ..." before LiteRT reads it
+    report = inspect_model(args.model, args.board)
+    return report, ExitCode.OK if report["tflite_micro"]["runs"] else ExitCode.FAILED
+
+
+def _refuse(prefix: str, message: str, as_json: bool) -> int:
+    """Says why the input was refused (stderr; and stdout as JSON with --json): exit code 2."""
+    if as_json:
+        _print_json({"error": message}, ExitCode.USAGE)
+    print(prefix + message, file=sys.stderr)
+    return ExitCode.USAGE
+
+
+def _print_json(report: dict[str, Any], code: int) -> None:
+    print(json.dumps({**report, "exit_code": int(code)}, indent=2))
+
+
+def _problem(report: dict[str, Any]) -> str | None:
+    """What went wrong in a command that ran, for stderr: results stay on stdout."""
     if "error" in report:
-        return f"failed: {report['error']}"
+        said = "not converted" if report.get("converted") is False else "failed"
+        return f"{said}: {report['error']}"
+    micro = report.get("tflite_micro") or {}
+    if micro.get("runs") is False:
+        return f"TFLite Micro cannot run it: {micro['error']}"
+    if report.get("not_deployable"):
+        return f"not deployable: {report['not_deployable']}"
+    if report.get("not_faithful"):
+        return f"not faithful: {report['not_faithful']}"
+    return None
+
+
+def _summary(command: str, report: dict[str, Any]) -> str:
+    if command == "inspect":
+        from keras_tflite.cli.inspect import text
+
+        return text(report)
     if command == "compare":
         lines = [f"{report['model']} vs {report['reference']} on {report['samples']} samples"]
         lines.append("  LiteRT:       " + _fidelity_line(report["litert"]))
@@ -136,9 +227,9 @@ def _summary(command: str, report: dict[str, Any]) -> str:
         lines.append(
             "  TFLite Micro: " + (_fidelity_line(micro) if micro["runs"] else micro["error"])
         )
+        answer = "yes" if report["faithful"] else "no (why: on stderr)"
+        lines.append(f"  a faithful copy in TFLite Micro: {answer}")
         return "\n".join(lines)
-    if not report["converted"]:
-        return f"not converted: {report['error']}"
     lines = [
         f"{report['directory']}/: int8 model {report['model_bytes']} bytes via "
         f"{report['strategy']}, {report['calibration']['samples']} calibration samples",
@@ -164,7 +255,7 @@ def _summary(command: str, report: dict[str, Any]) -> str:
 def _fidelity_line(metrics: dict[str, Any]) -> str:
     return (
         f"MAE {metrics['mae']:.4g}, max abs error {metrics['max_abs_error']:.4g}, "
-        f"SNR {metrics['snr_db']:.1f} dB"
+        f"normalized RMSE {metrics['normalized_rmse']:.3g}, SNR {metrics['snr_db']:.1f} dB"
     )
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from keras_tflite.callbacks import gates
-from keras_tflite.cli.inputs import describe_source, load_arrays, source_of
+from keras_tflite.cli import verdict
+from keras_tflite.cli.inputs import describe_source, load_arrays, read_arrays, source_of
 from keras_tflite.cli.inspect import micro_check, micro_summary
 from keras_tflite.cli.outcome import ExitCode, UsageError
 from keras_tflite.cli.progress import bar, say
@@ -30,15 +30,27 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
     if out.exists():
         raise UsageError(f"Expected -o to name a new folder. Received: {str(out)!r}, which exists.")
     source = source_of(args.source, args)
+    # The data files are read before the worker loads the model (seconds): a missing or
+    # unreadable file is said at once; their shapes are checked once the model's are known.
+    if args.calibration is None and args.quantization in CALIBRATED_MODES:
+        raise UsageError(
+            f"Expected --calibration FILE for --quantization {args.quantization} (int8 "
+            "calibration needs samples of the inputs). Received: none."
+        )
+    stored = {
+        option: read_arrays(path, option)
+        for option, path in (("--calibration", args.calibration), ("--validation", args.validation))
+        if path is not None
+    }
     work = Path(tempfile.mkdtemp(prefix="keras_tflite_cli_"))
     worker = supervisor.Worker()  # one for the command: the model is loaded once
     try:
         described = describe_source(source, work, args.timeout, worker)
         inputs = [TensorInfo.from_json(i) for i in described["inputs"]]
         framework = described["framework"]
-        samples = _calibration_for(args, inputs)
+        samples = _calibration_for(args, inputs, stored.get("--calibration"))
         validation = (
-            load_arrays(args.validation, inputs, "--validation") if args.validation else None
+            load_arrays(stored["--validation"], inputs, "--validation") if args.validation else None
         )
         job_dir = work / "convert"
         job_dir.mkdir()
@@ -91,10 +103,9 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
         report = _report(source, result, judged)
         if judged is not None and judged.error:
             report["judge_error"] = judged.error
-        refused = _refusal(judged, samples)
+        refused = _refusal(judged, samples, args)
         if refused:
             report["not_deployable"] = refused
-            say(f"not deployable: {refused}", args)
         device = judged.device if judged is not None else None
         if "tflite_micro" not in report:
             micro = micro_check(tflite)
@@ -129,16 +140,11 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _calibration_for(args: Any, inputs: list[TensorInfo]):
-    if args.calibration is None:
-        if args.quantization in CALIBRATED_MODES:
-            raise UsageError(
-                f"Expected --calibration FILE for --quantization {args.quantization} (int8 "
-                "calibration needs samples of the inputs). Received: none."
-            )
+def _calibration_for(args: Any, inputs: list[TensorInfo], stored: Any):
+    if stored is None:  # a mode that does not calibrate (checked before the worker)
         arrays = {i.name: np.zeros((1, *i.shape), i.dtype) for i in inputs}
         return calibration.collect(arrays, inputs, num_samples=1)
-    arrays = load_arrays(args.calibration, inputs, "--calibration")
+    arrays = load_arrays(stored, inputs, "--calibration")
     try:
         return calibration.collect(
             arrays, inputs, num_samples=args.num_calibration_samples, seed=args.seed,
@@ -148,12 +154,11 @@ def _calibration_for(args: Any, inputs: list[TensorInfo]):
         raise UsageError(str(error)) from None
 
 
-def _refusal(judged: Any, samples: Any) -> str | None:
+def _refusal(judged: Any, samples: Any, args: Any) -> str | None:
     """Why the callback would not keep this model (judged in TFLite Micro), or None."""
     if judged is None or judged.error or judged.micro_error or not judged.metrics:
         return None
-    logs = {f"tflite_{k}": v for k, v in judged.metrics.items()}
-    return gates.refusal(judged, logs, gates.Gates(), samples.shortfall, gates.CLI_ADVICE)
+    return verdict.refusal(judged, args, samples.shortfall)
 
 
 def _report(source: dict[str, Any], result: Any, judged: Any) -> dict[str, Any]:

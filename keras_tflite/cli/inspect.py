@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_tflite.board import Board
+from keras_tflite.cli.quiet import native_stderr
 
 
 def inspect_model(path: str | Path, board: Board = Board()) -> dict[str, Any]:
@@ -15,7 +16,8 @@ def inspect_model(path: str | Path, board: Board = Board()) -> dict[str, Any]:
     from keras_tflite.runtime.litert import TFLiteModel
 
     tflite = Path(path).read_bytes()
-    model = TFLiteModel(tflite)
+    with native_stderr():  # LiteRT says which delegate it created
+        model = TFLiteModel(tflite)
     report: dict[str, Any] = {
         "path": str(path),
         "bytes": len(tflite),
@@ -39,13 +41,15 @@ def micro_check(tflite: bytes, inputs: list[Any] | None = None) -> dict[str, Any
     from keras_tflite.runtime.micro import MicroModel
 
     try:
-        micro = MicroModel(tflite)
-        zeros = [
-            np.zeros(t.shape, t.dtype if not t.is_quantized else np.float32)
-            for t in (inputs if inputs is not None else micro.inputs)
-        ]
-        micro.predict(zeros)
-        return {"runs": True, "device": device_report(tflite, micro.allocations())}
+        with native_stderr():  # what TFLite Micro prints reaches stderr, runtime chatter does not
+            micro = MicroModel(tflite)
+            zeros = [
+                np.zeros(t.shape, t.dtype if not t.is_quantized else np.float32)
+                for t in (inputs if inputs is not None else micro.inputs)
+            ]
+            micro.predict(zeros)
+            allocations = micro.allocations()
+        return {"runs": True, "device": device_report(tflite, allocations)}
     except RuntimeError as error:
         return {"runs": False, "error": str(error)}
 
