@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from typing import Any
 
 from keras_tflite.cli.outcome import ExitCode, UsageError, exit_codes_text
-from keras_tflite.cli.quiet import quiet_tensorflow
 from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES
+from keras_tflite.data.validation import DEFAULT_VALIDATION_SAMPLES
 from keras_tflite.quantization import QUANTIZATION_MODES
 
 _PROGRAMS_WARNING = (
@@ -64,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--validation", help="inputs to judge the result on (.npy or .npz)")
     convert.add_argument("--quantization", default="int8", choices=QUANTIZATION_MODES)
     convert.add_argument("--num-calibration-samples", type=int, default=DEFAULT_NUM_SAMPLES)
-    convert.add_argument("--num-validation-samples", type=int, default=256)
+    convert.add_argument("--num-validation-samples", type=int, default=DEFAULT_VALIDATION_SAMPLES)
     convert.add_argument("--seed", type=int, default=0)
     convert.add_argument("--c-symbol", default="g_model", help="name of the C array")
     _board_options(convert)
@@ -131,7 +132,8 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command in `argv` (else the process's arguments); returns its exit code."""
-    quiet_tensorflow()  # before anything imports TensorFlow, here or in the worker
+    # TensorFlow's C++ start-up lines off, here and in the worker (unless the user chose a level).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = _parser().parse_args(argv)
@@ -222,7 +224,10 @@ def _summary(command: str, report: dict[str, Any]) -> str:
         return text(report)
     if command == "compare":
         lines = [f"{report['model']} vs {report['reference']} on {report['samples']} samples"]
-        lines.append("  LiteRT:       " + _fidelity_line(report["litert"]))
+        litert = report["litert"]
+        lines.append(
+            "  LiteRT:       " + (_fidelity_line(litert) if "mae" in litert else litert["error"])
+        )
         micro = report["tflite_micro"]
         lines.append(
             "  TFLite Micro: " + (_fidelity_line(micro) if micro["runs"] else micro["error"])
@@ -245,10 +250,17 @@ def _summary(command: str, report: dict[str, Any]) -> str:
         lines.append(f"  TFLite Micro: does not run: {micro['error']}")
     metrics = report.get("metrics")
     if metrics:
-        lines.append(
-            f"  int8 vs float: MAE {metrics.get('mae_vs_float', float('nan')):.4g} (TFLite Micro), "
-            f"{metrics['litert_mae_vs_float']:.4g} (LiteRT)"
-        )
+        runtimes = {"TFLite Micro": "mae_vs_float", "LiteRT": "litert_mae_vs_float"}
+        measured = [
+            f"{metrics[key]:.4g} ({name})" for name, key in runtimes.items() if key in metrics
+        ]
+        if measured:
+            on = report["validation"]
+            drawn = "" if on["available"] <= on["samples"] else f" of {on['available']}"
+            lines.append(
+                f"  int8 vs float on {on['samples']}{drawn} samples: MAE " + ", ".join(measured)
+            )
+        lines += [f"  note: {text}" for text in report.get("warnings", [])]
     return "\n".join(lines)
 
 

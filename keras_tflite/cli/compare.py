@@ -170,8 +170,14 @@ def _judged_report(
         "model": args.model,
         "reference": source["path"],
         "samples": samples,
-        "litert": fidelity(judged.float_outputs, judged.litert_outputs),
+        "litert": (
+            fidelity(judged.float_outputs, judged.litert_outputs)
+            if judged.litert_outputs
+            else {"runs": False, "error": judged.litert_note}
+        ),
     }
+    if judged.litert_note:
+        report["litert"]["note"] = judged.litert_note
     report["gates"] = {"max_normalized_rmse": args.max_normalized_rmse, "max_error": args.max_error}
     if judged.micro_error:
         report["tflite_micro"] = {"runs": False, "error": judged.micro_error}

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_tflite.callbacks import gates
 from keras_tflite.cli import verdict
 from keras_tflite.cli.inputs import describe_source, load_arrays, read_arrays, source_of
 from keras_tflite.cli.inspect import micro_check, micro_summary
@@ -101,6 +102,10 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
         board = args.board
         judged = read_judged(job_dir, result, began, board) if validation is not None else None
         report = _report(source, result, judged)
+        if judged is not None and judged.error is None:
+            report["validation"] = {"samples": checked.num_samples, "available": checked.available}
+            logs = {f"tflite_{k}": v for k, v in judged.metrics.items()}
+            report["warnings"] = list(gates.notes(judged, logs).values())
         if judged is not None and judged.error:
             report["judge_error"] = judged.error
         refused = _refusal(judged, samples, args)

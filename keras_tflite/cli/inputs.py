@@ -15,8 +15,8 @@ import numpy as np
 
 from keras_tflite import formats
 from keras_tflite.cli.outcome import UsageError
-from keras_tflite.cli.quiet import native_stderr
 from keras_tflite.runtime.inspect import io_details
+from keras_tflite.runtime.native import without_chatter
 from keras_tflite.specs import TensorInfo
 from keras_tflite.worker import protocol, supervisor
 
@@ -206,7 +206,7 @@ def read_tflite(path: str, option: str = "MODEL") -> bytes:
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        with native_stderr():
+        with without_chatter():
             Interpreter(model_content=tflite)  # verifies; tensors are allocated only on demand
     except (ValueError, RuntimeError) as error:
         if "not a valid Flatbuffer" not in str(error):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_tflite.board import Board
-from keras_tflite.cli.quiet import native_stderr
+from keras_tflite.runtime.native import without_chatter
 
 
 def inspect_model(path: str | Path, board: Board = Board()) -> dict[str, Any]:
@@ -16,8 +16,7 @@ def inspect_model(path: str | Path, board: Board = Board()) -> dict[str, Any]:
     from keras_tflite.runtime.litert import TFLiteModel
 
     tflite = Path(path).read_bytes()
-    with native_stderr():  # LiteRT says which delegate it created
-        model = TFLiteModel(tflite)
+    model = TFLiteModel(tflite)
     report: dict[str, Any] = {
         "path": str(path),
         "bytes": len(tflite),
@@ -41,7 +40,7 @@ def micro_check(tflite: bytes, inputs: list[Any] | None = None) -> dict[str, Any
     from keras_tflite.runtime.micro import MicroModel
 
     try:
-        with native_stderr():  # what TFLite Micro prints reaches stderr, runtime chatter does not
+        with without_chatter():  # what TFLite Micro prints reaches stderr, runtime chatter does not
             micro = MicroModel(tflite)
             zeros = [
                 np.zeros(t.shape, t.dtype if not t.is_quantized else np.float32)

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 
 import numpy as np
 
-from keras_tflite.runtime.micro import _captured_stderr
+from keras_tflite.runtime.native import without_chatter
 from keras_tflite.runtime.runner import QuantizedRunner
-
-# What LiteRT's C++ code prints to stderr when it applies its default delegate: said once per
-# process, it tells a person nothing.
-_DELEGATE_CHATTER = "Created TensorFlow Lite XNNPACK delegate"
 
 
 class TFLiteModel(QuantizedRunner):
@@ -75,7 +70,8 @@ class TFLiteModel(QuantizedRunner):
             )
             self.interpreter.allocate_tensors()
 
-        _quietly(create)
+        with without_chatter():  # LiteRT greets its default delegate on stderr
+            create()
         # `io_details` lists inputs and outputs in the flatbuffer's order, as LiteRT does.
         self._input_index = [d["index"] for d in self.interpreter.get_input_details()]
         self._output_index = [d["index"] for d in self.interpreter.get_output_details()]
@@ -113,16 +109,6 @@ class TFLiteModel(QuantizedRunner):
             self.interpreter.set_tensor(index, value)
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(i) for i in self._output_index]
-
-
-def _quietly(function) -> None:
-    """Runs `function`, dropping the default delegate's greeting from file descriptor 2 and
-    passing on anything else LiteRT printed there."""
-    said = _captured_stderr(function)
-    rest = "".join(line for line in said.splitlines(True) if _DELEGATE_CHATTER not in line)
-    if rest:
-        sys.stderr.write(rest)
-        sys.stderr.flush()
 
 
 def _one_line(error: Exception) -> str:

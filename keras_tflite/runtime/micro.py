@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 
 import numpy as np
 
+from keras_tflite.runtime.native import captured_stderr
 from keras_tflite.runtime.runner import QuantizedRunner
 
 _ARENA_PART = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
@@ -96,24 +95,12 @@ class MicroModel(QuantizedRunner):
         """The recording allocator's report: `total`, `head` (tensors and scratch buffers
         planned to share memory), `tail` (what persists), and each kind of persistent
         allocation by its name, with `<name> count`."""
-        report = _captured_stderr(self.interpreter.print_allocations)
+        with captured_stderr() as printed:
+            self.interpreter.print_allocations()
+        report = "\n".join(printed)
         found = {part: int(size) for part, size in _ARENA_PART.findall(report)}
         if "total" not in found:
             raise RuntimeError(f"TFLite Micro did not report its arena use: {report[-300:]!r}")
         for name, size, count in _ARENA_CATEGORY.findall(report):
             found[name], found[f"{name} count"] = int(size), int(count)
         return found
-
-
-def _captured_stderr(function) -> str:
-    """Runs `function` and returns what C++ code wrote to file descriptor 2 meanwhile."""
-    with tempfile.TemporaryFile() as sink:
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            function()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        sink.seek(0)
-        return sink.read().decode(errors="replace")
