@@ -25,6 +25,7 @@ from keras_tflite.specs import TensorInfo
 from keras_tflite.worker import rnn
 
 _LOOP_OPS = ("While", "StatelessWhile", "Enter")
+_CALLS = ("/PartitionedCall", "/StatefulPartitionedCall")  # inlined functions' scopes
 _TOLERANCE = 1e-4  # float32 sums in another order: relative to the values' size
 _CHECK_TOLERANCE = 1e-3  # the rebuilt graph's outputs against the original's, over their spread
 
@@ -40,8 +41,9 @@ class _Layer:
     steps: int
     kernel: np.ndarray
     recurrent: np.ndarray
-    bias: np.ndarray
+    bias: np.ndarray  # a GRU's is [2, 3u] with reset_after (Keras 3's default): input, recurrent
     replaces: dict[str, str]  # loop tensor -> "sequence" | "h" | "c"
+    backwards: bool = False  # reads the sequence last step first (Bidirectional's backward layer)
 
     @property
     def fused(self) -> bool:
@@ -72,14 +74,15 @@ def rebuild_recurrent_loops(
         try:
             found[scope] = _recognise(graph_def, scope, outputs, feeds)
         except _NotRecognised as reason:
-            notes.append(f"the loop {scope}while stays a loop: {reason}")
+            notes.append(_note(scope, reason.kind, str(reason), reason.fix))
         except Exception as error:  # noqa: BLE001 - the graph converts as it is, or fails saying so
-            notes.append(f"the loop {scope}while stays a loop: {type(error).__name__}: {error}")
+            first = (str(error).strip().splitlines() or [""])[0][:200]
+            notes.append(_note(scope, None, f"{type(error).__name__}: {first}", _AS_KERAS))
     if not found:
         return graph_def, notes
     try:
         rebuilt = _rewrite(graph_def, found, outputs)
-        kept = sorted(s for s in found if any(n.name.startswith(s) for n in rebuilt.node))
+        kept = sorted(s for s in found if any(_in_scope(n.name, s) for n in rebuilt.node))
         if kept:
             notes.append(f"the loops {kept} stay loops: the graph still reads them")
             return graph_def, notes
@@ -97,15 +100,59 @@ def rebuild_recurrent_loops(
 
 
 class _NotRecognised(Exception):
-    """This loop is not one LSTM or GRU that can be rebuilt (the message says why)."""
+    """This loop is not one LSTM or GRU that can be rebuilt (the message says why); `kind`
+    is what it looks like ("lstm", "gru"), when its weights tell, and `fix` what to change."""
+
+    def __init__(self, reason: str, kind: str | None = None, fix: str | None = None):
+        super().__init__(reason)
+        self.kind, self.fix = kind, fix
+
+
+# What to change when a loop stays a loop, which neither int8 TFLite nor TFLite Micro runs.
+# Not unroll=True: an unrolled LSTM with relu gates converts (164 KB for 8 units x 24 steps)
+# but its int8 outputs are noise (normalized RMSE 1.19 against float, measured).
+_AS_KERAS = "save the model as .keras (keras-tflite then rebuilds the layer itself)"
+_FIXES = {
+    "lstm": "give it those activations (the fused op's) and retrain",
+    "gru": "save the model as .keras (keras-tflite then builds the loop from the layer itself)",
+}
+_TARGETS = {"lstm": "TFLite's fused LSTM op", "gru": "a compact loop TFLite Micro runs"}
+
+
+def _note(scope: str, kind: str | None, reason: str, fix: str | None) -> str:
+    """Why the loop of `scope` stays a loop and what to do, in one line: which layer, which
+    fix."""
+    kind = kind or _kind_named(scope)
+    label = {"lstm": "LSTM", "gru": "GRU"}.get(kind or "", "recurrent")
+    target = _TARGETS.get(kind or "", "ops TFLite Micro runs")
+    fix = fix or _FIXES.get(kind or "", _AS_KERAS)
+    layer = f"the {label} layer '{_layer_name(scope)}'"
+    return f"{layer} could not be rebuilt as {target} ({reason}); {fix}"
+
+
+def _layer_name(scope: str) -> str:
+    """`functional_1/lstm_1` of `StatefulPartitionedCall/StatefulPartitionedCall/functional_1/
+    lstm_1/`: the layer's own scope, without the function calls around it."""
+    parts = [p for p in scope.strip("/").split("/") if f"/{p}" not in _CALLS]
+    return "/".join(parts) or scope
+
+
+def _kind_named(scope: str) -> str | None:
+    name = _layer_name(scope).rpartition("/")[2].lower()
+    return "lstm" if "lstm" in name else "gru" if "gru" in name else None
 
 
 def _loop_scopes(graph_def: Any) -> list[str]:
-    """Name scopes (`rnn/`) that hold a while loop, outermost first."""
+    """Name scopes (`rnn/`) that hold a while loop, outermost first. A loop inside an inlined
+    function call (`lstm/PartitionedCall/while`, tf_keras' LSTM and GRU) belongs to the layer
+    around the call, which makes the loop's initial state."""
     scopes = set()
     for node in graph_def.node:
         if node.op in _LOOP_OPS and "/while" in node.name:
-            scopes.add(node.name.split("/while")[0] + "/")
+            scope = node.name.split("/while")[0]
+            while scope.endswith(_CALLS):
+                scope = scope.rpartition("/")[0]
+            scopes.add(scope + "/")
     return sorted(scopes, key=len)
 
 
@@ -142,15 +189,61 @@ def _batch(placeholder: Any) -> int | None:
     return int(dims[0].size) if dims and dims[0].size > 0 else None
 
 
+def _in_scope(name: str, scope: str) -> bool:
+    """Whether node `name` belongs to the loop of `scope`, including the pass-through nodes
+    that inlining a function leaves around its body (`Func/<scope>while/body/...`)."""
+    return name.startswith(scope) or name.startswith(f"Func/{scope}")
+
+
+def _in_any(name: str, scopes) -> bool:
+    return any(_in_scope(name, scope) for scope in scopes)
+
+
 def _tensor(name: str) -> str:
     node, _, index = name.lstrip("^").partition(":")
     return f"{node}:{index or 0}"
 
 
 def _recognise(graph_def: Any, scope: str, outputs: list[str], feeds: list[dict]) -> _Layer:
+    sequence, leaving, weights = _boundary(graph_def, scope, outputs, feeds)
+    runs = []  # (x, {loop tensor: value}) per feed
+    for feed in feeds:
+        values = _run(graph_def, [sequence, *leaving], feed)
+        runs.append((values[0], dict(zip(leaving, values[1:]))))
+    x = runs[0][0]
+    if x.ndim != 3:
+        raise _NotRecognised(f"its input has shape {x.shape}, not (batch, time, features)")
+    matches = _matching_layers(runs, weights, sequence, _scalars(graph_def, scope))
+    if len({(m.kind, m.gate, m.backwards) for m, _ in matches}) > 1:
+        raise _NotRecognised(
+            "its gates saturate on every input tried: which activation it uses is unknown",
+            matches[0][0].kind,
+            f"pass calibration samples that do not saturate them, or {_AS_KERAS}",
+        )
+    if not matches:
+        raise _NotRecognised(
+            "its activations are not activation='tanh', recurrent_activation='sigmoid', or it "
+            "has peepholes, a projection or cell clipping",
+            _kind_of_weights(weights),
+        )
+    layer, h = matches[0]
+    if layer.fused and "c" in layer.replaces.values():
+        raise _NotRecognised(
+            "the model reads its final cell state c, which the fused op does not output",
+            "lstm",
+            "read the layer's output h instead of its cell state",
+        )
+    if not layer.fused:  # without a sequence to keep, the loop needs no buffer
+        layer.replaces = _last_steps(graph_def, layer.replaces, feeds[0], h)
+    return layer
+
+
+def _boundary(graph_def: Any, scope: str, outputs: list[str], feeds: list[dict]):
+    """The loop's input sequence, the tensors leaving it (sorted), and its weights: the
+    constants inside it and those it reads from outside (a frozen TF2 function's)."""
     from tensorflow.python.framework import tensor_util
 
-    inside = {n.name for n in graph_def.node if n.name.startswith(scope)}
+    inside = {n.name for n in graph_def.node if _in_scope(n.name, scope)}
     entering, leaving, weights = set(), set(), []
     for node in graph_def.node:
         for name in node.input:
@@ -162,53 +255,78 @@ def _recognise(graph_def: Any, scope: str, outputs: list[str], feeds: list[dict]
             elif node.name not in inside and source in inside and not _training(node.name):
                 leaving.add(_tensor(name))
         if node.name in inside and node.op == "Const":
-            value = tensor_util.MakeNdarray(node.attr["value"].tensor)
-            if value.dtype == np.float32 and value.ndim in (1, 2) and value.size > 1:
-                weights.append(value)
+            weights.append(tensor_util.MakeNdarray(node.attr["value"].tensor))
     leaving |= {f"{o}:0" for o in outputs if o in inside}
     fed = _fed(graph_def, {name.split(":")[0] for name in feeds[0]})
+    constants = sorted(n for n in entering if n.split(":")[0] not in fed)
     # Not loop machinery: constants, and the accumulators training hands a forward loop.
     entering = {n for n in entering if n.split(":")[0] in fed and not _training(n)}
     if len(entering) != 1:
         raise _NotRecognised(
-            f"it reads {sorted(entering)} from outside (one input sequence expected: no "
-            "sequence_length or initial_state)"
+            f"it reads {len(entering)} tensors from the model, not one input sequence (an "
+            "initial_state, a mask or sequence lengths)",
+            None,
+            "call the layer on the sequence alone, without initial_state or mask",
         )
-    (sequence,) = entering
-    runs = []  # (x, {loop tensor: value}) per feed
-    for feed in feeds:
-        values = _run(graph_def, [sequence, *sorted(leaving)], feed)
-        runs.append((values[0], dict(zip(sorted(leaving), values[1:]))))
+    weights = _unique(
+        w
+        for w in [*weights, *_constant_values(graph_def, constants, feeds[0])]
+        if w.dtype == np.float32 and w.ndim in (1, 2) and w.size > 1
+    )
+    return next(iter(entering)), sorted(leaving), weights
+
+
+def _constant_values(graph_def: Any, names: list[str], feed: dict) -> list[np.ndarray]:
+    """The values of the float tensors among `names`, which depend on no input."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    tensors = [graph.get_tensor_by_name(n) for n in names]
+    tensors = [t for t in tensors if t.dtype == tf.float32 and t.shape.rank in (1, 2)]
+    if not tensors:
+        return []
+    with tf.compat.v1.Session(graph=graph) as session:
+        return session.run(tensors, feed)  # a constant may wait for an input (control edge)
+
+
+def _unique(arrays) -> list[np.ndarray]:
+    """`arrays` without repeats (a constant read inside a loop and passed into it as well)."""
+    found: list[np.ndarray] = []
+    for array in arrays:
+        if not any(a.shape == array.shape and np.array_equal(a, array) for a in found):
+            found.append(array)
+    return found
+
+
+def _matching_layers(runs, weights, sequence: str, forget_biases: list[float]) -> list:
+    """Every (layer, its final h) whose reference gives what leaves the loop on every run."""
     x = runs[0][0]
-    if x.ndim != 3:
-        raise _NotRecognised(
-            f"its input {sequence} has shape {x.shape}, not (batch, time, features)"
-        )
-    candidates = list(_layouts(weights, x.shape[-1], _scalars(graph_def, scope)))
+    candidates = list(_layouts(weights, x.shape[-1], forget_biases))
     matches = []
-    for (kind, kernel, recurrent, bias), gate in itertools.product(candidates, _GATES):
-        references = [_REFERENCES[kind](x, kernel, recurrent, bias, _GATES[gate]) for x, _ in runs]
+    for (kind, kernel, recurrent, bias), gate, backwards in itertools.product(
+        candidates, _GATES, (False, True)
+    ):
+        references = [
+            _REFERENCES[kind](x[:, ::-1] if backwards else x, kernel, recurrent, bias, _GATES[gate])
+            for x, _ in runs
+        ]
         found = [_match(loop, reference) for (_, loop), reference in zip(runs, references)]
         if found[0] is not None and all(f == found[0] for f in found):
-            layer = _Layer(kind, gate, sequence, x.shape[1], kernel, recurrent, bias, found[0])
+            layer = _Layer(
+                kind, gate, sequence, x.shape[1], kernel, recurrent, bias, found[0], backwards
+            )
             matches.append((layer, references[0]["h"]))
-    if len({(m.kind, m.gate) for m, _ in matches}) > 1:
-        raise _NotRecognised(
-            "its inputs do not tell which of "
-            f"{sorted({(m.kind, m.gate) for m, _ in matches})} it is (saturated gates)"
-        )
-    if not matches:
-        shapes = [w.shape for w in weights]
-        raise _NotRecognised(
-            f"no LSTM or GRU with weights of shapes {shapes} gives what leaves it (peepholes, "
-            "projection, cell_clip, another activation or another cell)"
-        )
-    layer, h = matches[0]
-    if layer.fused and "c" in layer.replaces.values():
-        raise _NotRecognised("the graph reads its final cell state c, which the fused op lacks")
-    if not layer.fused:  # without a sequence to keep, the loop needs no buffer
-        layer.replaces = _last_steps(graph_def, layer.replaces, feeds[0], h)
-    return layer
+    return matches
+
+
+def _kind_of_weights(weights: list[np.ndarray]) -> str | None:
+    """The kind ("lstm", "gru") a recurrent kernel's shape tells ([u, 4u] or [u, 3u])."""
+    for w in weights:
+        if w.ndim == 2 and w.shape[1] in (4 * w.shape[0], 3 * w.shape[0]):
+            return "lstm" if w.shape[1] == 4 * w.shape[0] else "gru"
+    return None
 
 
 def _last_steps(graph_def: Any, replaces: dict, feed: dict, h: np.ndarray) -> dict[str, str]:
@@ -238,11 +356,13 @@ def _training(name: str) -> bool:
 
 
 def _fed(graph_def: Any, placeholders: set[str]) -> set[str]:
-    """The nodes whose values depend on the placeholders (the rest are constants)."""
+    """The nodes whose values depend on the placeholders (the rest are constants, even when
+    they wait for an input: a frozen TF2 function's inputs wait for all of them)."""
     consumers: dict[str, list[str]] = {}
     for node in graph_def.node:
         for name in node.input:
-            consumers.setdefault(_tensor(name).split(":")[0], []).append(node.name)
+            if not name.startswith("^"):
+                consumers.setdefault(_tensor(name).split(":")[0], []).append(node.name)
     found, stack = set(placeholders), list(placeholders)
     while stack:
         for name in consumers.get(stack.pop(), []):
@@ -262,6 +382,8 @@ def _layouts(weights: list[np.ndarray], features: int, forget_biases: list[float
         yield from _keras_gru_layouts(matrices, vectors[0], features)
     if len(vectors) == 2 and len(matrices) == 2:
         yield from _gru_layouts(matrices, vectors, features)
+    if not vectors and len(matrices) == 3:
+        yield from _reset_after_gru_layouts(matrices, features)
 
 
 def _lstm_layouts(matrices, bias, features: int, forget_biases: list[float]):
@@ -305,6 +427,16 @@ def _keras_gru_layouts(matrices, bias, features: int):
             yield "gru", kernel, recurrent, bias
 
 
+def _reset_after_gru_layouts(matrices, features: int):
+    """A Keras GRU with reset_after=True (Keras 3's default): kernel [features, 3u], recurrent
+    [u, 3u] and a [2, 3u] bias (input, recurrent); gates z, r, h."""
+    for kernel, recurrent, bias in itertools.permutations(matrices):
+        units = recurrent.shape[0]
+        expected = ((features, 3 * units), (units, 3 * units), (2, 3 * units))
+        if (kernel.shape, recurrent.shape, bias.shape) == expected:
+            yield "gru", kernel, recurrent, bias
+
+
 def _scalars(graph_def: Any, scope: str) -> list[float]:
     """forget_bias candidates: 1.0 (both TF1 cells' default), 0.0, and the loop's float scalars."""
     from tensorflow.python.framework import tensor_util
@@ -345,14 +477,20 @@ def _reference_lstm(x, kernel, recurrent, bias, gate) -> dict[str, np.ndarray]:
 
 
 def _reference_gru(x, kernel, recurrent, bias, gate) -> dict[str, np.ndarray]:
-    """Keras' GRU (reset_after=False, tanh) in float64 numpy."""
+    """Keras' GRU (tanh; reset_after when the bias has two rows) in float64 numpy."""
     x = x.astype(np.float64)
     units = recurrent.shape[0]
+    input_bias, recurrent_bias = (bias[0], bias[1]) if bias.ndim == 2 else (bias, None)
     h, sequence = np.zeros((x.shape[0], units)), []
     for t in range(x.shape[1]):
-        inputs = x[:, t] @ kernel + bias
-        z, r = np.split(gate(inputs[:, : 2 * units] + h @ recurrent[:, : 2 * units]), 2, 1)
-        candidate = np.tanh(inputs[:, 2 * units :] + (r * h) @ recurrent[:, 2 * units :])
+        inputs = x[:, t] @ kernel + input_bias
+        if recurrent_bias is None:  # the reset gate applies before the recurrent kernel
+            z, r = np.split(gate(inputs[:, : 2 * units] + h @ recurrent[:, : 2 * units]), 2, 1)
+            candidate = np.tanh(inputs[:, 2 * units :] + (r * h) @ recurrent[:, 2 * units :])
+        else:
+            inner = h @ recurrent + recurrent_bias
+            z, r = np.split(gate(inputs[:, : 2 * units] + inner[:, : 2 * units]), 2, 1)
+            candidate = np.tanh(inputs[:, 2 * units :] + r * inner[:, 2 * units :])
         h = z * h + (1 - z) * candidate
         sequence.append(h)
     return {"sequence": np.stack(sequence, axis=1), "h": h}
@@ -396,6 +534,7 @@ def _rewrite(graph_def: Any, found: dict[str, _Layer], outputs: list[str]) -> An
         for n, (scope, layer) in enumerate(sorted(found.items())):
             x = graph.get_tensor_by_name(layer.sequence)
             with tf.name_scope(f"keras_tflite_{layer.kind}_{n}"):
+                x = tf.reverse(x, [1]) if layer.backwards else x
                 if layer.fused:
                     barrier = _meets_concatenation(graph_def, set(layer.replaces))
                     built = _fused(x, layer, barrier)
@@ -407,6 +546,10 @@ def _rewrite(graph_def: Any, found: dict[str, _Layer], outputs: list[str]) -> An
         for k, name in enumerate(node.input):
             if not name.startswith("^") and _tensor(name) in renamed:
                 node.input[k] = renamed[_tensor(name)]
+        if node.op == "NoOp":  # a TF2 function's "every stateful op ran" gathers the loops too
+            loops = [i for i in node.input if i.startswith("^") and _in_any(i[1:], found)]
+            for name in loops:
+                node.input.remove(name)
     kept = set(outputs)
     for output in outputs:  # an output inside a loop's scope becomes an Identity of its twin
         tensor = f"{output}:0"
@@ -420,11 +563,15 @@ def _rewrite(graph_def: Any, found: dict[str, _Layer], outputs: list[str]) -> An
 
 
 def _meets_concatenation(graph_def: Any, leaving: set[str]) -> bool:
-    """Whether what leaves the loop flows into a concatenation (see `rnn.scale_barrier`)."""
+    """Whether what leaves the loop flows into a concatenation (see `rnn.scale_barrier`); its
+    shape does not (a next loop packs its batch size into its zero state)."""
     consumers: dict[str, list[Any]] = {}
     for node in graph_def.node:
+        if node.op in ("Shape", "Size", "Rank"):
+            continue
         for name in node.input:
-            consumers.setdefault(_tensor(name).split(":")[0], []).append(node)
+            if not name.startswith("^"):
+                consumers.setdefault(_tensor(name).split(":")[0], []).append(node)
     seen, stack = set(), [name.split(":")[0] for name in leaving]
     while stack:
         for node in consumers.get(stack.pop(), []):
@@ -491,7 +638,9 @@ class _Cell:
 
         self.layer, self.units = layer, layer.recurrent.shape[0]
         self.kernel, self.recurrent = tf.constant(layer.kernel), tf.constant(layer.recurrent)
-        self.bias = tf.constant(layer.bias)
+        bias = layer.bias if layer.bias.ndim == 2 else [layer.bias, np.zeros_like(layer.bias)]
+        self.bias, self.recurrent_bias = tf.constant(bias[0]), tf.constant(bias[1])
+        self.reset_after = layer.bias.ndim == 2
         hard = lambda v: tf.clip_by_value(v * 0.2 + 0.5, 0.0, 1.0)  # noqa: E731
         self.gate = tf.sigmoid if layer.gate == "sigmoid" else hard
 
@@ -506,6 +655,11 @@ class _Cell:
             c = gate(f) * c + gate(i) * tf.tanh(g)
             return gate(o) * tf.tanh(c), c
         (h,) = states
+        if self.reset_after:
+            inner = tf.matmul(h, self.recurrent) + self.recurrent_bias
+            z, r = tf.split(gate(inputs[:, : 2 * units] + inner[:, : 2 * units]), 2, axis=-1)
+            candidate = tf.tanh(inputs[:, 2 * units :] + r * inner[:, 2 * units :])
+            return (candidate + z * (h - candidate),)
         zr = gate(inputs[:, : 2 * units] + tf.matmul(h, self.recurrent[:, : 2 * units]))
         z, r = tf.split(zr, 2, axis=-1)
         candidate = tf.tanh(
