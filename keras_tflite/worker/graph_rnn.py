@@ -1,16 +1,19 @@
-"""TF1 recurrent loops in frozen graphs, rebuilt in forms that convert to int8, same weights.
+"""Recurrent loops in frozen graphs, rebuilt in forms that convert to int8, same weights.
 
 `tf.compat.v1.nn.dynamic_rnn` over an `LSTMCell`/`BasicLSTMCell`/`GRUCell` (and a graph-mode
 tf_keras LSTM layer) freezes into a while loop whose batch comes from `tf.shape` and whose steps
 go through tensor lists: the converter fails on it ("Lowering tensor list ops is failed"), and
-unrolled it would be large. Each loop is found by its name scope (`<scope>/while`), its weights
-by their shapes, and what leaves the loop (the sequence, the final state) by value: the loop and
-the rebuilt layer run on the same random input, and every tensor leaving the loop must match one
-of the rebuilt layer's. An LSTM becomes tf_keras' fusable LSTM (one UNIDIRECTIONAL_SEQUENCE_LSTM
-op); a GRU, or an LSTM with Keras 2's hard_sigmoid gates, which have no fused op, a compact loop
-whose every variable changes each step (as the Keras bridge's, `rnn.py`). The rewritten graph is
-kept only when its outputs equal the original's; otherwise the loop stays as it was, with a note
-saying why.
+unrolled it would be large. So does a TF2 SavedModel's LSTM or GRU layer (Keras 3 or tf_keras),
+frozen: a functional While whose weights are constants passed in from outside its scope. Each
+loop is found by its name scope (`<scope>/while`), its weights by their shapes (the constants in
+the scope and those entering it), and what leaves the loop (the sequence, the final state) by
+value: the loop and the rebuilt layer run on the same random input, and every tensor leaving the
+loop must match one of the rebuilt layer's (`rnn_cells` holds the layouts and references). An
+LSTM becomes tf_keras' fusable LSTM (one UNIDIRECTIONAL_SEQUENCE_LSTM op); a GRU, or an LSTM
+with Keras 2's hard_sigmoid gates, which have no fused op, a compact loop whose every variable
+changes each step (as the Keras bridge's, `rnn.py`). The rewritten graph is kept only when its
+outputs equal the original's; otherwise the loop stays as it was, with a note saying which layer
+and what to change.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from keras_tflite.specs import TensorInfo
-from keras_tflite.worker import rnn
+from keras_tflite.worker import rnn, rnn_cells
 
 _LOOP_OPS = ("While", "StatelessWhile", "Enter")
 _CALLS = ("/PartitionedCall", "/StatefulPartitionedCall")  # inlined functions' scopes
@@ -303,13 +306,15 @@ def _unique(arrays) -> list[np.ndarray]:
 def _matching_layers(runs, weights, sequence: str, forget_biases: list[float]) -> list:
     """Every (layer, its final h) whose reference gives what leaves the loop on every run."""
     x = runs[0][0]
-    candidates = list(_layouts(weights, x.shape[-1], forget_biases))
+    candidates = list(rnn_cells.layouts(weights, x.shape[-1], forget_biases))
     matches = []
     for (kind, kernel, recurrent, bias), gate, backwards in itertools.product(
-        candidates, _GATES, (False, True)
+        candidates, rnn_cells.GATES, (False, True)
     ):
         references = [
-            _REFERENCES[kind](x[:, ::-1] if backwards else x, kernel, recurrent, bias, _GATES[gate])
+            rnn_cells.REFERENCES[kind](
+                x[:, ::-1] if backwards else x, kernel, recurrent, bias, rnn_cells.GATES[gate]
+            )
             for x, _ in runs
         ]
         found = [_match(loop, reference) for (_, loop), reference in zip(runs, references)]
@@ -372,71 +377,6 @@ def _fed(graph_def: Any, placeholders: set[str]) -> set[str]:
     return found
 
 
-def _layouts(weights: list[np.ndarray], features: int, forget_biases: list[float]):
-    """Candidate (kind, kernel, recurrent, bias) in Keras' layout that these weights may be."""
-    matrices = sorted((w for w in weights if w.ndim == 2), key=lambda w: -w.shape[1])
-    vectors = sorted((w for w in weights if w.ndim == 1), key=lambda w: -w.size)
-    if len(vectors) == 1 and len(matrices) in (1, 2) and vectors[0].size % 4 == 0:
-        yield from _lstm_layouts(matrices, vectors[0], features, forget_biases)
-    if len(vectors) == 1 and len(matrices) == 2 and vectors[0].size % 3 == 0:
-        yield from _keras_gru_layouts(matrices, vectors[0], features)
-    if len(vectors) == 2 and len(matrices) == 2:
-        yield from _gru_layouts(matrices, vectors, features)
-    if not vectors and len(matrices) == 3:
-        yield from _reset_after_gru_layouts(matrices, features)
-
-
-def _lstm_layouts(matrices, bias, features: int, forget_biases: list[float]):
-    units = bias.size // 4
-    if len(matrices) == 1 and matrices[0].shape == (features + units, 4 * units):
-        # A TF1 cell: one [x, h] kernel, gates i, j (the candidate), f, o; forget_bias added.
-        i, j, f, o = np.split(matrices[0], 4, axis=1)
-        bi, bj, bf, bo = np.split(bias, 4)
-        kernel = np.concatenate([i, f, j, o], axis=1)
-        for forget in forget_biases:
-            yield (
-                "lstm",
-                kernel[:features],
-                kernel[features:],
-                np.concatenate([bi, bf + forget, bj, bo]),
-            )
-    if len(matrices) == 2:  # a Keras layer: kernel [features, 4u], recurrent [u, 4u]; i, f, c, o
-        for kernel, recurrent in (matrices, matrices[::-1]):  # equal widths: the values decide
-            if kernel.shape == (features, 4 * units) and recurrent.shape == (units, 4 * units):
-                yield "lstm", kernel, recurrent, bias
-
-
-def _gru_layouts(matrices, vectors, features: int):
-    """TF1's GRUCell: gates [x, h] -> (r, u), candidate [x, r * h] -> c; h = u h + (1 - u) c.
-    That is Keras' GRU with reset_after=False, its z being TF1's u."""
-    (gates, candidate), (gate_bias, candidate_bias) = matrices, vectors
-    units = candidate.shape[1]
-    if gates.shape != (features + units, 2 * units) or candidate.shape[0] != features + units:
-        return
-    r, u = np.split(gates, 2, axis=1)
-    kernel = np.concatenate([u, r, candidate], axis=1)
-    br, bu = np.split(gate_bias, 2)
-    yield "gru", kernel[:features], kernel[features:], np.concatenate([bu, br, candidate_bias])
-
-
-def _keras_gru_layouts(matrices, bias, features: int):
-    """A Keras 2 GRU layer (reset_after=False, the v1 layer's default): z, r, h already."""
-    units = bias.size // 3
-    for kernel, recurrent in (matrices, matrices[::-1]):  # equal widths: the values decide
-        if kernel.shape == (features, 3 * units) and recurrent.shape == (units, 3 * units):
-            yield "gru", kernel, recurrent, bias
-
-
-def _reset_after_gru_layouts(matrices, features: int):
-    """A Keras GRU with reset_after=True (Keras 3's default): kernel [features, 3u], recurrent
-    [u, 3u] and a [2, 3u] bias (input, recurrent); gates z, r, h."""
-    for kernel, recurrent, bias in itertools.permutations(matrices):
-        units = recurrent.shape[0]
-        expected = ((features, 3 * units), (units, 3 * units), (2, 3 * units))
-        if (kernel.shape, recurrent.shape, bias.shape) == expected:
-            yield "gru", kernel, recurrent, bias
-
-
 def _scalars(graph_def: Any, scope: str) -> list[float]:
     """forget_bias candidates: 1.0 (both TF1 cells' default), 0.0, and the loop's float scalars."""
     from tensorflow.python.framework import tensor_util
@@ -450,53 +390,6 @@ def _scalars(graph_def: Any, scope: str) -> list[float]:
             if value.size == 1 and float(value) not in found and len(found) < 24:
                 found.append(float(value))
     return found
-
-
-def _sigmoid(v: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-v))
-
-
-def _hard_sigmoid(v: np.ndarray) -> np.ndarray:
-    return np.clip(v * 0.2 + 0.5, 0.0, 1.0)  # Keras 2's
-
-
-_GATES = {"sigmoid": _sigmoid, "hard_sigmoid": _hard_sigmoid}
-
-
-def _reference_lstm(x, kernel, recurrent, bias, gate) -> dict[str, np.ndarray]:
-    """Keras' LSTM (tanh) in float64 numpy: the sequence, and the final h, c."""
-    x = x.astype(np.float64)
-    batch, units = x.shape[0], recurrent.shape[0]
-    h, c, sequence = np.zeros((batch, units)), np.zeros((batch, units)), []
-    for t in range(x.shape[1]):
-        i, f, g, o = np.split(x[:, t] @ kernel + h @ recurrent + bias, 4, axis=1)
-        c = gate(f) * c + gate(i) * np.tanh(g)
-        h = gate(o) * np.tanh(c)
-        sequence.append(h)
-    return {"sequence": np.stack(sequence, axis=1), "h": h, "c": c}
-
-
-def _reference_gru(x, kernel, recurrent, bias, gate) -> dict[str, np.ndarray]:
-    """Keras' GRU (tanh; reset_after when the bias has two rows) in float64 numpy."""
-    x = x.astype(np.float64)
-    units = recurrent.shape[0]
-    input_bias, recurrent_bias = (bias[0], bias[1]) if bias.ndim == 2 else (bias, None)
-    h, sequence = np.zeros((x.shape[0], units)), []
-    for t in range(x.shape[1]):
-        inputs = x[:, t] @ kernel + input_bias
-        if recurrent_bias is None:  # the reset gate applies before the recurrent kernel
-            z, r = np.split(gate(inputs[:, : 2 * units] + h @ recurrent[:, : 2 * units]), 2, 1)
-            candidate = np.tanh(inputs[:, 2 * units :] + (r * h) @ recurrent[:, 2 * units :])
-        else:
-            inner = h @ recurrent + recurrent_bias
-            z, r = np.split(gate(inputs[:, : 2 * units] + inner[:, : 2 * units]), 2, 1)
-            candidate = np.tanh(inputs[:, 2 * units :] + r * inner[:, 2 * units :])
-        h = z * h + (1 - z) * candidate
-        sequence.append(h)
-    return {"sequence": np.stack(sequence, axis=1), "h": h}
-
-
-_REFERENCES = {"lstm": _reference_lstm, "gru": _reference_gru}
 
 
 def _match(loop: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict | None:
@@ -606,7 +499,7 @@ def _compact_loop(x: Any, layer: _Layer) -> dict[str, Any]:
     import tensorflow as tf
 
     units = layer.recurrent.shape[0]
-    cell = _Cell(layer)
+    cell = rnn_cells.Cell(layer)
     count = 1 if layer.kind == "gru" else 2  # (h,) or (h, c)
     keep_sequence = "sequence" in layer.replaces.values()
 
@@ -628,44 +521,6 @@ def _compact_loop(x: Any, layer: _Layer) -> dict[str, Any]:
     if keep_sequence:
         built["sequence"] = tf.transpose(ended[-1], [1, 0, 2])
     return built
-
-
-class _Cell:
-    """One step of the layer in TensorFlow ops: (x_t, states) -> states, h first."""
-
-    def __init__(self, layer: _Layer):
-        import tensorflow as tf
-
-        self.layer, self.units = layer, layer.recurrent.shape[0]
-        self.kernel, self.recurrent = tf.constant(layer.kernel), tf.constant(layer.recurrent)
-        bias = layer.bias if layer.bias.ndim == 2 else [layer.bias, np.zeros_like(layer.bias)]
-        self.bias, self.recurrent_bias = tf.constant(bias[0]), tf.constant(bias[1])
-        self.reset_after = layer.bias.ndim == 2
-        hard = lambda v: tf.clip_by_value(v * 0.2 + 0.5, 0.0, 1.0)  # noqa: E731
-        self.gate = tf.sigmoid if layer.gate == "sigmoid" else hard
-
-    def __call__(self, x_t, states):
-        import tensorflow as tf
-
-        units, gate = self.units, self.gate
-        inputs = tf.matmul(x_t, self.kernel) + self.bias
-        if self.layer.kind == "lstm":
-            h, c = states
-            i, f, g, o = tf.split(inputs + tf.matmul(h, self.recurrent), 4, axis=-1)
-            c = gate(f) * c + gate(i) * tf.tanh(g)
-            return gate(o) * tf.tanh(c), c
-        (h,) = states
-        if self.reset_after:
-            inner = tf.matmul(h, self.recurrent) + self.recurrent_bias
-            z, r = tf.split(gate(inputs[:, : 2 * units] + inner[:, : 2 * units]), 2, axis=-1)
-            candidate = tf.tanh(inputs[:, 2 * units :] + r * inner[:, 2 * units :])
-            return (candidate + z * (h - candidate),)
-        zr = gate(inputs[:, : 2 * units] + tf.matmul(h, self.recurrent[:, : 2 * units]))
-        z, r = tf.split(zr, 2, axis=-1)
-        candidate = tf.tanh(
-            inputs[:, 2 * units :] + tf.matmul(r * h, self.recurrent[:, 2 * units :])
-        )
-        return (candidate + z * (h - candidate),)
 
 
 def _relative_difference(original, rebuilt, outputs, feed) -> float:
