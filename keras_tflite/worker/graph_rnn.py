@@ -1,16 +1,19 @@
-"""TF1 recurrent loops in frozen graphs, rebuilt in forms that convert to int8, same weights.
+"""Recurrent loops in frozen graphs, rebuilt in forms that convert to int8, same weights.
 
 `tf.compat.v1.nn.dynamic_rnn` over an `LSTMCell`/`BasicLSTMCell`/`GRUCell` (and a graph-mode
 tf_keras LSTM layer) freezes into a while loop whose batch comes from `tf.shape` and whose steps
 go through tensor lists: the converter fails on it ("Lowering tensor list ops is failed"), and
-unrolled it would be large. Each loop is found by its name scope (`<scope>/while`), its weights
-by their shapes, and what leaves the loop (the sequence, the final state) by value: the loop and
-the rebuilt layer run on the same random input, and every tensor leaving the loop must match one
-of the rebuilt layer's. An LSTM becomes tf_keras' fusable LSTM (one UNIDIRECTIONAL_SEQUENCE_LSTM
-op); a GRU, or an LSTM with Keras 2's hard_sigmoid gates, which have no fused op, a compact loop
-whose every variable changes each step (as the Keras bridge's, `rnn.py`). The rewritten graph is
-kept only when its outputs equal the original's; otherwise the loop stays as it was, with a note
-saying why.
+unrolled it would be large. So does a TF2 SavedModel's LSTM or GRU layer (Keras 3 or tf_keras),
+frozen: a functional While whose weights are constants passed in from outside its scope. Each
+loop is found by its name scope (`<scope>/while`), its weights by their shapes (the constants in
+the scope and those entering it), and what leaves the loop (the sequence, the final state) by
+value: the loop and the rebuilt layer run on the same random input, and every tensor leaving the
+loop must match one of the rebuilt layer's (`rnn_cells` holds the layouts and references). An
+LSTM becomes tf_keras' fusable LSTM (one UNIDIRECTIONAL_SEQUENCE_LSTM op); a GRU, or an LSTM
+with Keras 2's hard_sigmoid gates, which have no fused op, a compact loop whose every variable
+changes each step (as the Keras bridge's, `rnn.py`). The rewritten graph is kept only when its
+outputs equal the original's; otherwise the loop stays as it was, with a note saying which layer
+and what to change.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from keras_tflite.specs import TensorInfo
-from keras_tflite.worker import rnn
+from keras_tflite.worker import rnn, rnn_cells
 
 _LOOP_OPS = ("While", "StatelessWhile", "Enter")
+_CALLS = ("/PartitionedCall", "/StatefulPartitionedCall")  # inlined functions' scopes
 _TOLERANCE = 1e-4  # float32 sums in another order: relative to the values' size
 _CHECK_TOLERANCE = 1e-3  # the rebuilt graph's outputs against the original's, over their spread
 
@@ -40,8 +44,9 @@ class _Layer:
     steps: int
     kernel: np.ndarray
     recurrent: np.ndarray
-    bias: np.ndarray
+    bias: np.ndarray  # a GRU's is [2, 3u] with reset_after (Keras 3's default): input, recurrent
     replaces: dict[str, str]  # loop tensor -> "sequence" | "h" | "c"
+    backwards: bool = False  # reads the sequence last step first (Bidirectional's backward layer)
 
     @property
     def fused(self) -> bool:
@@ -72,14 +77,15 @@ def rebuild_recurrent_loops(
         try:
             found[scope] = _recognise(graph_def, scope, outputs, feeds)
         except _NotRecognised as reason:
-            notes.append(f"the loop {scope}while stays a loop: {reason}")
+            notes.append(_note(scope, reason.kind, str(reason), reason.fix))
         except Exception as error:  # noqa: BLE001 - the graph converts as it is, or fails saying so
-            notes.append(f"the loop {scope}while stays a loop: {type(error).__name__}: {error}")
+            first = (str(error).strip().splitlines() or [""])[0][:200]
+            notes.append(_note(scope, None, f"{type(error).__name__}: {first}", _AS_KERAS))
     if not found:
         return graph_def, notes
     try:
         rebuilt = _rewrite(graph_def, found, outputs)
-        kept = sorted(s for s in found if any(n.name.startswith(s) for n in rebuilt.node))
+        kept = sorted(s for s in found if any(_in_scope(n.name, s) for n in rebuilt.node))
         if kept:
             notes.append(f"the loops {kept} stay loops: the graph still reads them")
             return graph_def, notes
@@ -97,15 +103,59 @@ def rebuild_recurrent_loops(
 
 
 class _NotRecognised(Exception):
-    """This loop is not one LSTM or GRU that can be rebuilt (the message says why)."""
+    """This loop is not one LSTM or GRU that can be rebuilt (the message says why); `kind`
+    is what it looks like ("lstm", "gru"), when its weights tell, and `fix` what to change."""
+
+    def __init__(self, reason: str, kind: str | None = None, fix: str | None = None):
+        super().__init__(reason)
+        self.kind, self.fix = kind, fix
+
+
+# What to change when a loop stays a loop, which neither int8 TFLite nor TFLite Micro runs.
+# Not unroll=True: an unrolled LSTM with relu gates converts (164 KB for 8 units x 24 steps)
+# but its int8 outputs are noise (normalized RMSE 1.19 against float, measured).
+_AS_KERAS = "save the model as .keras (keras-tflite then rebuilds the layer itself)"
+_FIXES = {
+    "lstm": "give it those activations (the fused op's) and retrain",
+    "gru": "save the model as .keras (keras-tflite then builds the loop from the layer itself)",
+}
+_TARGETS = {"lstm": "TFLite's fused LSTM op", "gru": "a compact loop TFLite Micro runs"}
+
+
+def _note(scope: str, kind: str | None, reason: str, fix: str | None) -> str:
+    """Why the loop of `scope` stays a loop and what to do, in one line: which layer, which
+    fix."""
+    kind = kind or _kind_named(scope)
+    label = {"lstm": "LSTM", "gru": "GRU"}.get(kind or "", "recurrent")
+    target = _TARGETS.get(kind or "", "ops TFLite Micro runs")
+    fix = fix or _FIXES.get(kind or "", _AS_KERAS)
+    layer = f"the {label} layer '{_layer_name(scope)}'"
+    return f"{layer} could not be rebuilt as {target} ({reason}); {fix}"
+
+
+def _layer_name(scope: str) -> str:
+    """`functional_1/lstm_1` of `StatefulPartitionedCall/StatefulPartitionedCall/functional_1/
+    lstm_1/`: the layer's own scope, without the function calls around it."""
+    parts = [p for p in scope.strip("/").split("/") if f"/{p}" not in _CALLS]
+    return "/".join(parts) or scope
+
+
+def _kind_named(scope: str) -> str | None:
+    name = _layer_name(scope).rpartition("/")[2].lower()
+    return "lstm" if "lstm" in name else "gru" if "gru" in name else None
 
 
 def _loop_scopes(graph_def: Any) -> list[str]:
-    """Name scopes (`rnn/`) that hold a while loop, outermost first."""
+    """Name scopes (`rnn/`) that hold a while loop, outermost first. A loop inside an inlined
+    function call (`lstm/PartitionedCall/while`, tf_keras' LSTM and GRU) belongs to the layer
+    around the call, which makes the loop's initial state."""
     scopes = set()
     for node in graph_def.node:
         if node.op in _LOOP_OPS and "/while" in node.name:
-            scopes.add(node.name.split("/while")[0] + "/")
+            scope = node.name.split("/while")[0]
+            while scope.endswith(_CALLS):
+                scope = scope.rpartition("/")[0]
+            scopes.add(scope + "/")
     return sorted(scopes, key=len)
 
 
@@ -142,15 +192,61 @@ def _batch(placeholder: Any) -> int | None:
     return int(dims[0].size) if dims and dims[0].size > 0 else None
 
 
+def _in_scope(name: str, scope: str) -> bool:
+    """Whether node `name` belongs to the loop of `scope`, including the pass-through nodes
+    that inlining a function leaves around its body (`Func/<scope>while/body/...`)."""
+    return name.startswith(scope) or name.startswith(f"Func/{scope}")
+
+
+def _in_any(name: str, scopes) -> bool:
+    return any(_in_scope(name, scope) for scope in scopes)
+
+
 def _tensor(name: str) -> str:
     node, _, index = name.lstrip("^").partition(":")
     return f"{node}:{index or 0}"
 
 
 def _recognise(graph_def: Any, scope: str, outputs: list[str], feeds: list[dict]) -> _Layer:
+    sequence, leaving, weights = _boundary(graph_def, scope, outputs, feeds)
+    runs = []  # (x, {loop tensor: value}) per feed
+    for feed in feeds:
+        values = _run(graph_def, [sequence, *leaving], feed)
+        runs.append((values[0], dict(zip(leaving, values[1:]))))
+    x = runs[0][0]
+    if x.ndim != 3:
+        raise _NotRecognised(f"its input has shape {x.shape}, not (batch, time, features)")
+    matches = _matching_layers(runs, weights, sequence, _scalars(graph_def, scope))
+    if len({(m.kind, m.gate, m.backwards) for m, _ in matches}) > 1:
+        raise _NotRecognised(
+            "its gates saturate on every input tried: which activation it uses is unknown",
+            matches[0][0].kind,
+            f"pass calibration samples that do not saturate them, or {_AS_KERAS}",
+        )
+    if not matches:
+        raise _NotRecognised(
+            "its activations are not activation='tanh', recurrent_activation='sigmoid', or it "
+            "has peepholes, a projection or cell clipping",
+            _kind_of_weights(weights),
+        )
+    layer, h = matches[0]
+    if layer.fused and "c" in layer.replaces.values():
+        raise _NotRecognised(
+            "the model reads its final cell state c, which the fused op does not output",
+            "lstm",
+            "read the layer's output h instead of its cell state",
+        )
+    if not layer.fused:  # without a sequence to keep, the loop needs no buffer
+        layer.replaces = _last_steps(graph_def, layer.replaces, feeds[0], h)
+    return layer
+
+
+def _boundary(graph_def: Any, scope: str, outputs: list[str], feeds: list[dict]):
+    """The loop's input sequence, the tensors leaving it (sorted), and its weights: the
+    constants inside it and those it reads from outside (a frozen TF2 function's)."""
     from tensorflow.python.framework import tensor_util
 
-    inside = {n.name for n in graph_def.node if n.name.startswith(scope)}
+    inside = {n.name for n in graph_def.node if _in_scope(n.name, scope)}
     entering, leaving, weights = set(), set(), []
     for node in graph_def.node:
         for name in node.input:
@@ -162,53 +258,80 @@ def _recognise(graph_def: Any, scope: str, outputs: list[str], feeds: list[dict]
             elif node.name not in inside and source in inside and not _training(node.name):
                 leaving.add(_tensor(name))
         if node.name in inside and node.op == "Const":
-            value = tensor_util.MakeNdarray(node.attr["value"].tensor)
-            if value.dtype == np.float32 and value.ndim in (1, 2) and value.size > 1:
-                weights.append(value)
+            weights.append(tensor_util.MakeNdarray(node.attr["value"].tensor))
     leaving |= {f"{o}:0" for o in outputs if o in inside}
     fed = _fed(graph_def, {name.split(":")[0] for name in feeds[0]})
+    constants = sorted(n for n in entering if n.split(":")[0] not in fed)
     # Not loop machinery: constants, and the accumulators training hands a forward loop.
     entering = {n for n in entering if n.split(":")[0] in fed and not _training(n)}
     if len(entering) != 1:
         raise _NotRecognised(
-            f"it reads {sorted(entering)} from outside (one input sequence expected: no "
-            "sequence_length or initial_state)"
+            f"it reads {len(entering)} tensors from the model, not one input sequence (an "
+            "initial_state, a mask or sequence lengths)",
+            None,
+            "call the layer on the sequence alone, without initial_state or mask",
         )
-    (sequence,) = entering
-    runs = []  # (x, {loop tensor: value}) per feed
-    for feed in feeds:
-        values = _run(graph_def, [sequence, *sorted(leaving)], feed)
-        runs.append((values[0], dict(zip(sorted(leaving), values[1:]))))
+    weights = _unique(
+        w
+        for w in [*weights, *_constant_values(graph_def, constants, feeds[0])]
+        if w.dtype == np.float32 and w.ndim in (1, 2) and w.size > 1
+    )
+    return next(iter(entering)), sorted(leaving), weights
+
+
+def _constant_values(graph_def: Any, names: list[str], feed: dict) -> list[np.ndarray]:
+    """The values of the float tensors among `names`, which depend on no input."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    tensors = [graph.get_tensor_by_name(n) for n in names]
+    tensors = [t for t in tensors if t.dtype == tf.float32 and t.shape.rank in (1, 2)]
+    if not tensors:
+        return []
+    with tf.compat.v1.Session(graph=graph) as session:
+        return session.run(tensors, feed)  # a constant may wait for an input (control edge)
+
+
+def _unique(arrays) -> list[np.ndarray]:
+    """`arrays` without repeats (a constant read inside a loop and passed into it as well)."""
+    found: list[np.ndarray] = []
+    for array in arrays:
+        if not any(a.shape == array.shape and np.array_equal(a, array) for a in found):
+            found.append(array)
+    return found
+
+
+def _matching_layers(runs, weights, sequence: str, forget_biases: list[float]) -> list:
+    """Every (layer, its final h) whose reference gives what leaves the loop on every run."""
     x = runs[0][0]
-    if x.ndim != 3:
-        raise _NotRecognised(
-            f"its input {sequence} has shape {x.shape}, not (batch, time, features)"
-        )
-    candidates = list(_layouts(weights, x.shape[-1], _scalars(graph_def, scope)))
+    candidates = list(rnn_cells.layouts(weights, x.shape[-1], forget_biases))
     matches = []
-    for (kind, kernel, recurrent, bias), gate in itertools.product(candidates, _GATES):
-        references = [_REFERENCES[kind](x, kernel, recurrent, bias, _GATES[gate]) for x, _ in runs]
+    for (kind, kernel, recurrent, bias), gate, backwards in itertools.product(
+        candidates, rnn_cells.GATES, (False, True)
+    ):
+        references = [
+            rnn_cells.REFERENCES[kind](
+                x[:, ::-1] if backwards else x, kernel, recurrent, bias, rnn_cells.GATES[gate]
+            )
+            for x, _ in runs
+        ]
         found = [_match(loop, reference) for (_, loop), reference in zip(runs, references)]
         if found[0] is not None and all(f == found[0] for f in found):
-            layer = _Layer(kind, gate, sequence, x.shape[1], kernel, recurrent, bias, found[0])
+            layer = _Layer(
+                kind, gate, sequence, x.shape[1], kernel, recurrent, bias, found[0], backwards
+            )
             matches.append((layer, references[0]["h"]))
-    if len({(m.kind, m.gate) for m, _ in matches}) > 1:
-        raise _NotRecognised(
-            "its inputs do not tell which of "
-            f"{sorted({(m.kind, m.gate) for m, _ in matches})} it is (saturated gates)"
-        )
-    if not matches:
-        shapes = [w.shape for w in weights]
-        raise _NotRecognised(
-            f"no LSTM or GRU with weights of shapes {shapes} gives what leaves it (peepholes, "
-            "projection, cell_clip, another activation or another cell)"
-        )
-    layer, h = matches[0]
-    if layer.fused and "c" in layer.replaces.values():
-        raise _NotRecognised("the graph reads its final cell state c, which the fused op lacks")
-    if not layer.fused:  # without a sequence to keep, the loop needs no buffer
-        layer.replaces = _last_steps(graph_def, layer.replaces, feeds[0], h)
-    return layer
+    return matches
+
+
+def _kind_of_weights(weights: list[np.ndarray]) -> str | None:
+    """The kind ("lstm", "gru") a recurrent kernel's shape tells ([u, 4u] or [u, 3u])."""
+    for w in weights:
+        if w.ndim == 2 and w.shape[1] in (4 * w.shape[0], 3 * w.shape[0]):
+            return "lstm" if w.shape[1] == 4 * w.shape[0] else "gru"
+    return None
 
 
 def _last_steps(graph_def: Any, replaces: dict, feed: dict, h: np.ndarray) -> dict[str, str]:
@@ -238,11 +361,13 @@ def _training(name: str) -> bool:
 
 
 def _fed(graph_def: Any, placeholders: set[str]) -> set[str]:
-    """The nodes whose values depend on the placeholders (the rest are constants)."""
+    """The nodes whose values depend on the placeholders (the rest are constants, even when
+    they wait for an input: a frozen TF2 function's inputs wait for all of them)."""
     consumers: dict[str, list[str]] = {}
     for node in graph_def.node:
         for name in node.input:
-            consumers.setdefault(_tensor(name).split(":")[0], []).append(node.name)
+            if not name.startswith("^"):
+                consumers.setdefault(_tensor(name).split(":")[0], []).append(node.name)
     found, stack = set(placeholders), list(placeholders)
     while stack:
         for name in consumers.get(stack.pop(), []):
@@ -250,59 +375,6 @@ def _fed(graph_def: Any, placeholders: set[str]) -> set[str]:
                 found.add(name)
                 stack.append(name)
     return found
-
-
-def _layouts(weights: list[np.ndarray], features: int, forget_biases: list[float]):
-    """Candidate (kind, kernel, recurrent, bias) in Keras' layout that these weights may be."""
-    matrices = sorted((w for w in weights if w.ndim == 2), key=lambda w: -w.shape[1])
-    vectors = sorted((w for w in weights if w.ndim == 1), key=lambda w: -w.size)
-    if len(vectors) == 1 and len(matrices) in (1, 2) and vectors[0].size % 4 == 0:
-        yield from _lstm_layouts(matrices, vectors[0], features, forget_biases)
-    if len(vectors) == 1 and len(matrices) == 2 and vectors[0].size % 3 == 0:
-        yield from _keras_gru_layouts(matrices, vectors[0], features)
-    if len(vectors) == 2 and len(matrices) == 2:
-        yield from _gru_layouts(matrices, vectors, features)
-
-
-def _lstm_layouts(matrices, bias, features: int, forget_biases: list[float]):
-    units = bias.size // 4
-    if len(matrices) == 1 and matrices[0].shape == (features + units, 4 * units):
-        # A TF1 cell: one [x, h] kernel, gates i, j (the candidate), f, o; forget_bias added.
-        i, j, f, o = np.split(matrices[0], 4, axis=1)
-        bi, bj, bf, bo = np.split(bias, 4)
-        kernel = np.concatenate([i, f, j, o], axis=1)
-        for forget in forget_biases:
-            yield (
-                "lstm",
-                kernel[:features],
-                kernel[features:],
-                np.concatenate([bi, bf + forget, bj, bo]),
-            )
-    if len(matrices) == 2:  # a Keras layer: kernel [features, 4u], recurrent [u, 4u]; i, f, c, o
-        for kernel, recurrent in (matrices, matrices[::-1]):  # equal widths: the values decide
-            if kernel.shape == (features, 4 * units) and recurrent.shape == (units, 4 * units):
-                yield "lstm", kernel, recurrent, bias
-
-
-def _gru_layouts(matrices, vectors, features: int):
-    """TF1's GRUCell: gates [x, h] -> (r, u), candidate [x, r * h] -> c; h = u h + (1 - u) c.
-    That is Keras' GRU with reset_after=False, its z being TF1's u."""
-    (gates, candidate), (gate_bias, candidate_bias) = matrices, vectors
-    units = candidate.shape[1]
-    if gates.shape != (features + units, 2 * units) or candidate.shape[0] != features + units:
-        return
-    r, u = np.split(gates, 2, axis=1)
-    kernel = np.concatenate([u, r, candidate], axis=1)
-    br, bu = np.split(gate_bias, 2)
-    yield "gru", kernel[:features], kernel[features:], np.concatenate([bu, br, candidate_bias])
-
-
-def _keras_gru_layouts(matrices, bias, features: int):
-    """A Keras 2 GRU layer (reset_after=False, the v1 layer's default): z, r, h already."""
-    units = bias.size // 3
-    for kernel, recurrent in (matrices, matrices[::-1]):  # equal widths: the values decide
-        if kernel.shape == (features, 3 * units) and recurrent.shape == (units, 3 * units):
-            yield "gru", kernel, recurrent, bias
 
 
 def _scalars(graph_def: Any, scope: str) -> list[float]:
@@ -318,47 +390,6 @@ def _scalars(graph_def: Any, scope: str) -> list[float]:
             if value.size == 1 and float(value) not in found and len(found) < 24:
                 found.append(float(value))
     return found
-
-
-def _sigmoid(v: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-v))
-
-
-def _hard_sigmoid(v: np.ndarray) -> np.ndarray:
-    return np.clip(v * 0.2 + 0.5, 0.0, 1.0)  # Keras 2's
-
-
-_GATES = {"sigmoid": _sigmoid, "hard_sigmoid": _hard_sigmoid}
-
-
-def _reference_lstm(x, kernel, recurrent, bias, gate) -> dict[str, np.ndarray]:
-    """Keras' LSTM (tanh) in float64 numpy: the sequence, and the final h, c."""
-    x = x.astype(np.float64)
-    batch, units = x.shape[0], recurrent.shape[0]
-    h, c, sequence = np.zeros((batch, units)), np.zeros((batch, units)), []
-    for t in range(x.shape[1]):
-        i, f, g, o = np.split(x[:, t] @ kernel + h @ recurrent + bias, 4, axis=1)
-        c = gate(f) * c + gate(i) * np.tanh(g)
-        h = gate(o) * np.tanh(c)
-        sequence.append(h)
-    return {"sequence": np.stack(sequence, axis=1), "h": h, "c": c}
-
-
-def _reference_gru(x, kernel, recurrent, bias, gate) -> dict[str, np.ndarray]:
-    """Keras' GRU (reset_after=False, tanh) in float64 numpy."""
-    x = x.astype(np.float64)
-    units = recurrent.shape[0]
-    h, sequence = np.zeros((x.shape[0], units)), []
-    for t in range(x.shape[1]):
-        inputs = x[:, t] @ kernel + bias
-        z, r = np.split(gate(inputs[:, : 2 * units] + h @ recurrent[:, : 2 * units]), 2, 1)
-        candidate = np.tanh(inputs[:, 2 * units :] + (r * h) @ recurrent[:, 2 * units :])
-        h = z * h + (1 - z) * candidate
-        sequence.append(h)
-    return {"sequence": np.stack(sequence, axis=1), "h": h}
-
-
-_REFERENCES = {"lstm": _reference_lstm, "gru": _reference_gru}
 
 
 def _match(loop: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict | None:
@@ -396,6 +427,7 @@ def _rewrite(graph_def: Any, found: dict[str, _Layer], outputs: list[str]) -> An
         for n, (scope, layer) in enumerate(sorted(found.items())):
             x = graph.get_tensor_by_name(layer.sequence)
             with tf.name_scope(f"keras_tflite_{layer.kind}_{n}"):
+                x = tf.reverse(x, [1]) if layer.backwards else x
                 if layer.fused:
                     barrier = _meets_concatenation(graph_def, set(layer.replaces))
                     built = _fused(x, layer, barrier)
@@ -407,6 +439,10 @@ def _rewrite(graph_def: Any, found: dict[str, _Layer], outputs: list[str]) -> An
         for k, name in enumerate(node.input):
             if not name.startswith("^") and _tensor(name) in renamed:
                 node.input[k] = renamed[_tensor(name)]
+        if node.op == "NoOp":  # a TF2 function's "every stateful op ran" gathers the loops too
+            loops = [i for i in node.input if i.startswith("^") and _in_any(i[1:], found)]
+            for name in loops:
+                node.input.remove(name)
     kept = set(outputs)
     for output in outputs:  # an output inside a loop's scope becomes an Identity of its twin
         tensor = f"{output}:0"
@@ -420,11 +456,15 @@ def _rewrite(graph_def: Any, found: dict[str, _Layer], outputs: list[str]) -> An
 
 
 def _meets_concatenation(graph_def: Any, leaving: set[str]) -> bool:
-    """Whether what leaves the loop flows into a concatenation (see `rnn.scale_barrier`)."""
+    """Whether what leaves the loop flows into a concatenation (see `rnn.scale_barrier`); its
+    shape does not (a next loop packs its batch size into its zero state)."""
     consumers: dict[str, list[Any]] = {}
     for node in graph_def.node:
+        if node.op in ("Shape", "Size", "Rank"):
+            continue
         for name in node.input:
-            consumers.setdefault(_tensor(name).split(":")[0], []).append(node)
+            if not name.startswith("^"):
+                consumers.setdefault(_tensor(name).split(":")[0], []).append(node)
     seen, stack = set(), [name.split(":")[0] for name in leaving]
     while stack:
         for node in consumers.get(stack.pop(), []):
@@ -459,7 +499,7 @@ def _compact_loop(x: Any, layer: _Layer) -> dict[str, Any]:
     import tensorflow as tf
 
     units = layer.recurrent.shape[0]
-    cell = _Cell(layer)
+    cell = rnn_cells.Cell(layer)
     count = 1 if layer.kind == "gru" else 2  # (h,) or (h, c)
     keep_sequence = "sequence" in layer.replaces.values()
 
@@ -481,37 +521,6 @@ def _compact_loop(x: Any, layer: _Layer) -> dict[str, Any]:
     if keep_sequence:
         built["sequence"] = tf.transpose(ended[-1], [1, 0, 2])
     return built
-
-
-class _Cell:
-    """One step of the layer in TensorFlow ops: (x_t, states) -> states, h first."""
-
-    def __init__(self, layer: _Layer):
-        import tensorflow as tf
-
-        self.layer, self.units = layer, layer.recurrent.shape[0]
-        self.kernel, self.recurrent = tf.constant(layer.kernel), tf.constant(layer.recurrent)
-        self.bias = tf.constant(layer.bias)
-        hard = lambda v: tf.clip_by_value(v * 0.2 + 0.5, 0.0, 1.0)  # noqa: E731
-        self.gate = tf.sigmoid if layer.gate == "sigmoid" else hard
-
-    def __call__(self, x_t, states):
-        import tensorflow as tf
-
-        units, gate = self.units, self.gate
-        inputs = tf.matmul(x_t, self.kernel) + self.bias
-        if self.layer.kind == "lstm":
-            h, c = states
-            i, f, g, o = tf.split(inputs + tf.matmul(h, self.recurrent), 4, axis=-1)
-            c = gate(f) * c + gate(i) * tf.tanh(g)
-            return gate(o) * tf.tanh(c), c
-        (h,) = states
-        zr = gate(inputs[:, : 2 * units] + tf.matmul(h, self.recurrent[:, : 2 * units]))
-        z, r = tf.split(zr, 2, axis=-1)
-        candidate = tf.tanh(
-            inputs[:, 2 * units :] + tf.matmul(r * h, self.recurrent[:, 2 * units :])
-        )
-        return (candidate + z * (h - candidate),)
 
 
 def _relative_difference(original, rebuilt, outputs, feed) -> float:

@@ -3,6 +3,7 @@ SavedModel, TF1 checkpoint or frozen `.pb` as a frozen graph with named inputs a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +214,8 @@ def _checkpoint_graph(path: Path, source: dict[str, Any]) -> Any:
 
 
 def _saved_model(path: Path, source: dict[str, Any]) -> Any:
-    """A SavedModel's serving signature, frozen to a graph at a fixed batch."""
+    """A SavedModel's serving signature, frozen to a graph at a fixed batch, its inputs and
+    outputs named by the signature's keys."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
@@ -238,7 +240,34 @@ def _saved_model(path: Path, source: dict[str, Any]) -> Any:
             )
         specs[name] = tf.TensorSpec(dims, spec.dtype, name=name)
     fixed = tf.function(lambda **kw: function(**kw)).get_concrete_function(**specs)
-    frozen = convert_variables_to_constants_v2(fixed)
-    outputs = [t.op.name for t in frozen.outputs]
+    # Frozen as the TFLite converter freezes: loops stay functional While ops (their bodies in
+    # the graph's library), the form `graph_rnn` rebuilds; lowered, a Keras loop is ~3x the nodes.
+    frozen = convert_variables_to_constants_v2(fixed, lower_control_flow=False)
+    graph_def = frozen.graph.as_graph_def()
+    # A signature returns a dict; flattened (as the outputs are), its keys come in sorted order.
+    keys = tf.nest.flatten({k: k for k in fixed.structured_outputs})
+    outputs = _renamed(graph_def, [t.op.name for t in frozen.outputs], keys)
     source = {**source, "outputs": source.get("outputs") or outputs}
-    return GraphModel.from_graph_def(frozen.graph.as_graph_def(), source)
+    return GraphModel.from_graph_def(graph_def, source)
+
+
+_OP_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\-/>]*")
+
+
+def _renamed(graph_def: Any, nodes: list[str], names: list[str]) -> list[str]:
+    """`nodes` renamed in place to `names` (the frozen function's `Identity` outputs to the
+    signature's `output_0`), each where the name is a free, valid node name; the new names."""
+    taken = {node.name for node in graph_def.node}
+    renames: dict[str, str] = {}
+    for node, name in zip(nodes, names):
+        if name not in taken and node not in renames and _OP_NAME.fullmatch(name):
+            renames[node] = name
+            taken.add(name)
+    for node in graph_def.node:
+        node.name = renames.get(node.name, node.name)
+        for k, name in enumerate(node.input):
+            control, source = ("^", name[1:]) if name.startswith("^") else ("", name)
+            op, colon, index = source.partition(":")
+            if op in renames:
+                node.input[k] = f"{control}{renames[op]}{colon}{index}"
+    return [renames.get(node, node) for node in nodes]

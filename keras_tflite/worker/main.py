@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -180,10 +181,27 @@ def _since(began: float) -> float:
     return round(time.time() - began, 2)
 
 
+# Converter advice for desktops and phones: TFLite Micro runs builtin ops only, so a person
+# deploying to a microcontroller must never be sent to Select TF ops (Flex) or custom ops.
+_DESKTOP_ADVICE = ("select tf ops", "select_tf_ops", "tf select", "flex", "lower_tensor_list")
+_MISSING_OPS = re.compile(r"(?:TF Select|Flex|Custom) ops: (.+)")
+_LOCATION = re.compile(r"^(?:(?:<unknown>:\d+|loc\(.*?\)):\s*(?:error:\s*)?)+")
+
+
 def _one_line(error: Exception) -> str:
+    """The error's telling line, in a microcontroller's terms: no MLIR dump, no advice that
+    only holds with TensorFlow's own kernels."""
     lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    missing = [m.group(1) for m in map(_MISSING_OPS.search, lines) if m]
+    if missing:
+        return f"TFLite has no builtin op for {', '.join(missing)} (TFLite Micro runs no others)"
+    if any("Lowering tensor list ops" in line for line in lines):
+        return "a recurrent layer's loop (tensor lists) has no form in TFLite's builtin ops"
     errors = [ln for ln in lines if "error" in ln.lower()]
-    return (errors or lines or [repr(error)])[-1][:500]
+    line = _LOCATION.sub("", (errors or lines or [repr(error)])[-1])
+    sentences = re.split(r"(?<=[.;])\s+", line)
+    kept = [s for s in sentences if not any(a in s.lower() for a in _DESKTOP_ADVICE)]
+    return " ".join(kept)[:500] or "the converter needs ops TFLite Micro does not have"
 
 
 def _inject_fault(strategy: str) -> None:
