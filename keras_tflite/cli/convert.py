@@ -78,10 +78,13 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
             "calibration samples in the worker...",
             args,
         )
+        # A graph's own strategy only: the others take Keras layers (a graph's recurrent loops
+        # are rebuilt inside frozen_graph), and listing them as skipped says nothing.
+        applies = (framework,) if framework == "graph" else (framework, "any")
         names = [
             n
             for n in strategies.plan(framework, None)
-            if strategies.STRATEGIES[n].framework in (framework, "any")
+            if strategies.STRATEGIES[n].framework in applies
         ]
         try:
             tflite, attempts = run_job(
