@@ -194,6 +194,9 @@ _NOISE = (
     "E0000",
     "W0000",
     "I0000",
+    # Advice that only holds with TensorFlow's own kernels, which no microcontroller has.
+    "Select TF ops",
+    "SELECT_TF_OPS",
 )
 
 
