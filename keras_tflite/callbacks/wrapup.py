@@ -155,8 +155,10 @@ class Wrapup:
         abandoned = [r.unit for r in records if r.abandoned]
         if abandoned:
             self._say(f"export of {', '.join(abandoned)} abandoned; {where}.")
-        elif self.interrupts or records:
+        elif records:
             self._say(f"exports finished; {where}.")
+        elif self.interrupts:  # no export was under way
+            self._say(f"interrupted; {where}.")
 
     def _say(self, text: str) -> None:
         print(f"{self.who}: {text}", flush=True)
