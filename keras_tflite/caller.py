@@ -40,6 +40,8 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
         warnings.warn(message, category, stacklevel=2)
         return
     filename, lineno, module_globals = site
+    # Without `module_globals`: its loader may not serve the source (`python -c`, a notebook)
+    # and would raise here; the line is then read by file name, when there is a file.
     warnings.warn_explicit(
         message,
         category,
@@ -47,7 +49,6 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
         lineno,
         module=module_globals.get("__name__", "__main__"),
         registry=module_globals.setdefault("__warningregistry__", {}),
-        module_globals=module_globals,
     )
 
 

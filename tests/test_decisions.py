@@ -318,3 +318,17 @@ def test_warnings_point_at_the_users_line_even_from_an_export_thread():
         thread.join()
     assert [(w.filename, w.lineno) for w in caught] == [(__file__, here), (__file__, line_of_fit)]
     assert here != line_of_fit
+
+
+def test_a_warning_from_an_export_thread_of_a_python_c_script_is_said_not_raised():
+    import subprocess
+    import sys
+
+    script = (
+        "import threading; from keras_tflite import caller; caller.remember()\n"
+        "t = threading.Thread(target=caller.warn, args=('from a thread',)); t.start(); t.join()\n"
+        "print('went on')"
+    )  # `python -c`'s __main__ cannot serve its source: reading it must not fail the export
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip() == "went on", done.stderr
+    assert "<string>:1: UserWarning: from a thread" in done.stderr

@@ -20,7 +20,6 @@ from keras_tflite.callbacks.tensorboard import summary_dir
 from keras_tflite.callbacks.wrapup import Wrapup
 from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES
 from keras_tflite.data.validation import DEFAULT_VALIDATION_SAMPLES
-from keras_tflite.worker import supervisor
 
 
 class TFLiteExportCallback(keras.callbacks.Callback):
@@ -158,7 +157,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             try:
                 # On `fit`'s thread, whose frames hold the callbacks (a TensorBoard among them).
                 log_dir = summary_dir(self, self.log_dir, self.tensorboard, self.verbose)
-                self._off_scope(self._prepare, weights, log_dir)
+                distributed.off_scope(self._role, self._executor, self._prepare, weights, log_dir)
             except Exception as raised:  # noqa: BLE001 - re-raised below, on every worker
                 error = raised
         error = distributed.agree_prepared(self._role, error)  # every worker stops alike
@@ -166,7 +165,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
             self._executor.shutdown(wait=False)
             raise error
         if self._role.writer:  # Ctrl-C and exits: an interrupted fit never reaches on_train_end
-            self._wrapup = Wrapup(self._queue, self._pipeline, self._say, "keras-tflite")
+            self._wrapup = Wrapup(self._queue, self._pipeline, self._say, "TFLiteExportCallback")
             self._wrapup.start()
 
     def _prepare(self, weights, log_dir: str) -> None:
@@ -176,9 +175,6 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         self._pipeline = pipeline.build(
             self, model, log_dir, config, owns_model=weights is not None
         )
-
-    def _off_scope(self, function, *args):
-        return distributed.off_scope(self._role, self._executor, function, *args)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -213,13 +209,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         self._executor.shutdown(wait=True)
         if not self._role.writer:
             return
-        self._wrapup.stop_listening()
-        if not self._queue.wait():
-            supervisor.kill_running()
-            caller.warn(
-                f"TFLiteExportCallback stopped waiting for its last export after "
-                f"{self._queue.patience:g} s and stopped its worker."
-            )
+        self._wrapup.end()
         self._report_into(logs if logs is not None else {})
         self._say([])
         self._wrapup.close()

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from keras_tflite import caller
 from keras_tflite.callbacks.background import LatestWins
 from keras_tflite.callbacks.record import ExportRecord
 from keras_tflite.worker import supervisor
@@ -61,10 +62,18 @@ class Wrapup:
         except (ValueError, OSError):  # an embedding interpreter that owns its signals
             pass
 
-    def stop_listening(self) -> None:
-        """At a normal end, on the training thread: the handlers this run installed go."""
+    def end(self) -> None:
+        """At a normal end, on the training thread: the handlers this run installed go, and the
+        last export is waited for (bounded by the queue's patience; its worker is stopped when
+        that was not enough)."""
         atexit.unregister(self.at_exit)
         self._restore_handler()
+        if not self.queue.wait():
+            supervisor.kill_running()
+            caller.warn(
+                f"{self.who} stopped waiting for its last export after "
+                f"{self.queue.patience:g} s and stopped its worker."
+            )
 
     def close(self) -> bool:
         """Closes the exporter once; False when it was closed already."""

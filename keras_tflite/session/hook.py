@@ -25,7 +25,6 @@ from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES
 from keras_tflite.data.validation import DEFAULT_VALIDATION_SAMPLES
 from keras_tflite.session.exporter import SessionExporter
 from keras_tflite.session.graph_io import freeze
-from keras_tflite.worker import supervisor
 
 tf1 = tf.compat.v1
 
@@ -236,13 +235,7 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
             step = self._current_step(session)
             if step != self._last_exported:
                 self.export(session, step)
-        self._wrapup.stop_listening()
-        if not self._queue.wait():
-            supervisor.kill_running()
-            caller.warn(
-                f"TFLiteExportHook stopped waiting for its last export after "
-                f"{self._queue.patience:g} s and stopped its worker."
-            )
+        self._wrapup.end()
         self._say()
         self._wrapup.close()
         self._pipeline = None
