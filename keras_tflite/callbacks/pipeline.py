@@ -71,31 +71,23 @@ class ExportPipeline:
             if artifacts.disk_full(error):
                 reason = self.store.disk_full_reason(error, "this export's files")
                 notes = {record.DISK_FULL: reason}
-            failed = ExportRecord(
-                epoch=snapshot.epoch + 1,
-                step=snapshot.step,
-                exportable=False,
-                reason=reason,
-                monitor=self.monitor.key,
-                skipped_epochs=snapshot.skipped_epochs,
-                notes=notes,
-            )
-            try:
-                self.store.append(failed)
-            except OSError:
-                pass
-            return failed
+            return self._unexported(snapshot, reason, notes=notes)
 
     def abandon(self, snapshot: Snapshot) -> ExportRecord:
         """Records `snapshot`'s export as abandoned at a Ctrl-C (never as a crash)."""
+        reason = "abandoned: Ctrl-C stopped it before it finished"
+        return self._unexported(snapshot, reason, abandoned=True)
+
+    def _unexported(self, snapshot: Snapshot, reason: str, **fields: Any) -> ExportRecord:
+        """The record of an export that produced nothing, in history.jsonl when it fits."""
         entry = ExportRecord(
             epoch=snapshot.epoch + 1,
             step=snapshot.step,
             exportable=False,
-            reason="abandoned: Ctrl-C stopped it before it finished",
+            reason=reason,
             monitor=self.monitor.key,
             skipped_epochs=snapshot.skipped_epochs,
-            abandoned=True,
+            **fields,
         )
         try:
             self.store.append(entry)
