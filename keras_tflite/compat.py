@@ -32,7 +32,7 @@ def eager() -> Iterator[None]:
         yield
 
 
-def graph_dataset_elements(dataset: object) -> Iterator[object] | None:
+def graph_dataset_elements(dataset: object, argument: str) -> Iterator[object] | None:
     """The elements of a `tf.data.Dataset` built in graph mode, as numpy; None for any other.
 
     A dataset made under `disable_eager_execution()` lives in the training graph and cannot be
@@ -40,16 +40,20 @@ def graph_dataset_elements(dataset: object) -> Iterator[object] | None:
     training graph gets no new ops (MonitoredTrainingSession finalizes it).
 
     Fallback: without the dataset's `_variant_tensor`, it is treated as an eager dataset.
+
+    Raises:
+        ValueError: naming `argument`, for a dataset that needs a feed (a placeholder) or an
+            initialized variable of the training session to produce its elements.
     """
     import tensorflow as tf
 
     variant = getattr(dataset, "_variant_tensor", None)
     if variant is None or not tf.is_symbolic_tensor(variant):
         return None
-    return _graph_elements(variant, dataset.element_spec)
+    return _graph_elements(variant, dataset.element_spec, argument)
 
 
-def _graph_elements(variant: object, spec: object) -> Iterator[object]:
+def _graph_elements(variant: object, spec: object, argument: str) -> Iterator[object]:
     import tensorflow as tf
 
     tf1 = tf.compat.v1
@@ -64,3 +68,10 @@ def _graph_elements(variant: object, spec: object) -> Iterator[object]:
                 yield session.run(following)
             except tf.errors.OutOfRangeError:
                 return
+            except tf.errors.OpError as error:
+                raise ValueError(
+                    f"Expected {argument} to be numpy arrays, or a tf.data.Dataset that makes its "
+                    "elements itself (from arrays or files). Received: a graph-mode dataset that "
+                    f"needs the training session ({error.message.splitlines()[0]}). Pass the "
+                    "arrays it reads instead."
+                ) from None

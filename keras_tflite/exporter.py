@@ -16,6 +16,7 @@ from keras_tflite.conversion import DEFAULT_TIMEOUT, ConversionResult, result_of
 from keras_tflite.data.calibration import DEFAULT_NUM_SAMPLES, coverage_gap
 from keras_tflite.data.prepare import calibration_samples
 from keras_tflite.data.validation import DEFAULT_VALIDATION_SAMPLES, validation_samples
+from keras_tflite.deploy import artifacts
 from keras_tflite.judged import Judged, read_judged, since
 from keras_tflite.quantization import calibrates
 from keras_tflite.specs import flat, framework_of
@@ -199,9 +200,19 @@ class Exporter:
             self._learn_path(job_dir, result)
             return read_judged(job_dir, result, began, self.board)
         except Exception as error:  # noqa: BLE001 - an export failure never stops training
-            return Judged(None, {}, [], [], None, f"{type(error).__name__}: {error}", since(began))
+            return Judged(None, {}, [], [], None, self._failure(error), since(began))
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
+
+    def _failure(self, error: Exception) -> str:
+        """Why the export produced nothing, in words when a full disk is the reason."""
+        if artifacts.disk_full(error):
+            return (
+                f"the disk holding the temporary folder {self._work.parent} is full: the "
+                "export's job files do not fit (free space there, or point TMPDIR at a larger "
+                "disk); exports resume by themselves once they fit"
+            )
+        return f"{type(error).__name__}: {error}"
 
     def _learn_path(self, job_dir: Path, result: ConversionResult) -> None:
         """Notes how the worker converted: strategies that failed on this model (an error, not a

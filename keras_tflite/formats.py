@@ -88,3 +88,28 @@ def lambda_layers(config: Any) -> list[str]:
         for value in config:
             found.extend(lambda_layers(value))
     return found
+
+
+def keras_inputs(config: Any) -> list[tuple[str, tuple]] | None:
+    """The inputs a Keras config declares, in the model's order: (name, per-sample shape, None
+    for an open dimension). None when it does not say (a subclassed model, nested inputs)."""
+    try:
+        body = config["config"]
+        declared = {
+            layer["config"]["name"]: layer["config"]
+            for layer in body["layers"]
+            if layer["class_name"] == "InputLayer"
+        }
+        order = body.get("input_layers")
+        if order is None:  # a Sequential model: its first layer
+            names = list(declared)[:1]
+        else:
+            names = [order[0]] if isinstance(order[0], str) else [entry[0] for entry in order]
+        found = []
+        for name in names:
+            layer = declared[name]
+            shape = layer.get("batch_shape") or layer.get("batch_input_shape")
+            found.append((name, tuple(shape[1:])))
+        return found or None
+    except (KeyError, TypeError, IndexError, AttributeError):
+        return None

@@ -81,3 +81,25 @@ def test_a_model_tflite_micro_cannot_run_exits_1_and_says_why(tmp_path):
     done = _run("inspect", result.save(tmp_path / "m.tflite"))
     assert done.returncode == 1
     assert "TFLite Micro: does not run" in done.stdout
+    assert "RELU_N1_TO_1" in done.stdout.split("TFLite Micro: does not run")[1]  # says which op
+
+
+def test_a_model_with_select_tf_ops_is_inspected_and_both_runtimes_say_why(tmp_path):
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 3, 3], tf.float32, name="x")])
+    def inverse(x):
+        return tf.linalg.inv(x)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([inverse.get_concrete_function()])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.SELECT_TF_OPS]
+    (tmp_path / "flex.tflite").write_bytes(converter.convert())
+    done = _run("inspect", tmp_path / "flex.tflite")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "ops: FlexMatrixInverse" in done.stdout
+    assert (
+        "LiteRT: does not run: the model uses TensorFlow ops outside TFLite's builtin set "
+        "(FlexMatrixInverse)" in done.stdout
+    )
+    assert "TFLite Micro: does not run" in done.stdout
+    assert "Flex delegate" not in done.stdout + done.stderr  # a phone's advice, not a board's

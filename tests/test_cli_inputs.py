@@ -145,6 +145,26 @@ def test_bad_convert_data_is_refused_before_the_model_loads(files, kind, option,
     assert not (files / "out").exists()
 
 
+@pytest.mark.parametrize("option", ["--calibration", "--validation"])
+def test_a_keras_files_declared_input_shape_is_checked_before_the_model_loads(
+    files, option, capsys
+):
+    import keras
+
+    inputs = [keras.Input((24, 3), name="series"), keras.Input((4,), name="meta")]
+    merged = keras.layers.Concatenate()([keras.layers.Flatten()(inputs[0]), inputs[1]])
+    keras.Model(inputs, keras.layers.Dense(1)(merged)).save(files / "model.keras")
+    np.savez(files / "good.npz", series=np.zeros((5, 24, 3), "f4"), meta=np.zeros((5, 4), "f4"))
+    np.savez(files / "bad.npz", series=np.zeros((5, 3, 24), "f4"), meta=np.zeros((5, 4), "f4"))
+    data = {"--calibration": files / "good.npz", option: files / "bad.npz"}
+    argv = ["convert", str(files / "model.keras"), "-o", str(files / "out")]
+    assert main(argv + [str(a) for item in data.items() for a in item]) == 2
+    assert capsys.readouterr().err == (
+        f"keras-tflite convert: Expected {option} input 'series' to have per-sample shape "
+        "(24, 3), as the model declares it. Received: an array of shape (5, 3, 24).\n"
+    )
+
+
 def test_int8_without_calibration_is_refused_before_the_model_loads(files, capsys):
     assert main(["convert", str(files / "frozen.pb"), "-o", str(files / "out")]) == 2
     assert "Expected --calibration FILE for --quantization int8" in capsys.readouterr().err

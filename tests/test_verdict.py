@@ -191,7 +191,7 @@ def test_a_lambda_the_worker_cannot_rebuild_is_refused_before_training(tmp_path)
 
 
 _INTERRUPTED = """
-import os, signal, sys, time
+import os, signal, sys, threading, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 sys.path.insert(0, {tests!r})
 import keras, numpy as np
@@ -202,24 +202,40 @@ model = build("lstm")
 model.compile(optimizer="adam", loss="mse")
 x = sample_inputs(model, 200)["series"]
 y = x[:, -1, :1]
+epochs = 2 if {press!r} == "train_end" else 5
+
+
+def ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)  # the person training presses Ctrl-C
 
 
 class CtrlC(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         print("epoch", epoch + 1, "done", flush=True)
-        os.kill(os.getpid(), signal.SIGINT)  # the person training presses Ctrl-C
+        if {press!r} == "epoch":
+            ctrl_c()
+        elif epoch + 1 == epochs:  # while the callback waits for the last export
+            threading.Timer(1.0, ctrl_c).start()
 
+
+if {own_handler}:  # a script's own clean stop: finish the epoch, then end training
+    def stop_cleanly(signum, frame):
+        print("stopping cleanly", flush=True)
+        model.stop_training = True
+
+    signal.signal(signal.SIGINT, stop_cleanly)
 
 try:
-    model.fit(x, y, epochs=5, verbose=0,
+    model.fit(x, y, epochs=epochs, verbose=0,
               callbacks=[TFLiteExportCallback({out!r}, x, (x, y)), CtrlC()])
+    print("fit returned", flush=True)
 except KeyboardInterrupt:
     if not {caught}:
         raise
     print("caught by the script", flush=True)  # as notebooks and scripts do; the program goes on
     if {twice}:
         try:
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C again, while the export runs
+            ctrl_c()  # Ctrl-C again, while the export runs
             time.sleep(60)
         except KeyboardInterrupt:
             print("caught again", flush=True)
@@ -227,10 +243,11 @@ except KeyboardInterrupt:
 """
 
 
-def _start(tmp_path, caught=False, twice=False):
+def _start(tmp_path, caught=False, twice=False, press="epoch", own_handler=False):
     script = _INTERRUPTED.format(
-        tests=str(TESTS), out=str(tmp_path / "out"), caught=caught, twice=twice
-    )
+        tests=str(TESTS), out=str(tmp_path / "out"), caught=caught, twice=twice, press=press,
+        own_handler=own_handler,
+    )  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-c", script],
         stdout=subprocess.PIPE,
@@ -308,15 +325,40 @@ def test_a_second_caught_ctrl_c_records_the_export_as_abandoned_not_crashed(tmp_
     seen: list[str] = []
     try:
         _read_until(process, "abandoned;", seen)
+        workers = _workers(process.pid)  # the abandoned export started no other
     finally:
         process.kill()
     printed = "".join(seen)
     assert "export of epoch 1 abandoned; no deployable model has been kept." in printed, printed
     assert "best model so far" not in printed
+    assert workers == [], printed
     (entry,) = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").open()]
     assert entry["abandoned"] is True and entry["reason"].startswith("abandoned")
     assert "SIGKILL" not in json.dumps(entry)
     assert not (tmp_path / "out" / "best").exists()
+
+
+def test_a_ctrl_c_while_the_fit_waits_for_its_last_export_is_taken_the_same_way(tmp_path):
+    process = _start(tmp_path, caught=True, press="train_end")
+    seen: list[str] = []
+    try:
+        _read_until(process, "exports finished", seen)
+    finally:
+        process.kill()
+    printed = "".join(seen)
+    assert "finishing the export of epoch 2 in the background" in printed, printed
+    assert "caught by the script" in printed and "fit returned" not in printed
+    assert re.search(r"Epoch 2: .* saved to .*best", printed), printed
+
+
+def test_a_scripts_own_clean_stop_on_ctrl_c_is_left_to_it(tmp_path):
+    process = _start(tmp_path, press="epoch", own_handler=True)
+    printed, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, printed
+    assert "stopping cleanly" in printed and "fit returned" in printed
+    assert "interrupted" not in printed and "abandon" not in printed
+    records = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").open()]
+    assert [r["epoch"] for r in records] == [1] and records[0]["exportable"], records
 
 
 def _running_worker(tmp_path, after: str):

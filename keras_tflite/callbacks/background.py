@@ -20,7 +20,8 @@ class LatestWins:
     def __init__(self, process: Callable[[Any], Any], patience: float):
         self._process = process
         self.patience = patience  # seconds `wait` waits by default
-        self._lock = threading.Lock()
+        # Re-entrant: a Ctrl-C handler may read the queue while the thread it interrupted holds it.
+        self._lock = threading.RLock()
         self._pending: Any = None
         self._skipped: list[int] = []
         self._finished: list[Any] = []

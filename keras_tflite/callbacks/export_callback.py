@@ -26,9 +26,9 @@ class TFLiteExportCallback(keras.callbacks.Callback):
     """Exports the model to TFLite while it trains, judges it, and keeps the best deployable one.
 
     At each export the callback snapshots the weights (milliseconds) and returns; conversion and
-    judging run in a background worker process. Results join the epoch's `logs` as `tflite_*`
-    keys: what the microcontroller computes, measured in TFLite Micro (`tflite_val_loss` and the
-    compiled metrics, the error against float), with LiteRT's beside them as `tflite_litert_*`.
+    judging run in a background worker process. The main results, measured in TFLite Micro (what
+    the microcontroller computes: `tflite_val_loss`, the compiled metrics, the error against
+    float, flash, arena) join `logs`; TensorBoard and `history.jsonl` have all `tflite_*` keys.
     The best exportable model lands in `directory/best/` with a C array, firmware files and a
     manifest. Keras 3 (any backend), tf_keras and tfmot (QAT, pruning) models are accepted.
 
@@ -78,7 +78,7 @@ class TFLiteExportCallback(keras.callbacks.Callback):
         layer_errors: Measure each layer's int8 error (QuantizationDebugger) and show the worst
             layers of each new best. Defaults to False.
         streaming: Also export a recurrent model's one-step form, judged by stepping through
-            the sequences (`tflite_stream_*` logs, `best/stream/`). Defaults to False.
+            the sequences (`tflite_stream_*` keys, `best/stream/`). Defaults to False.
         all_logs: Put every `tflite_*` figure into `logs` (and so the progress bar), not only
             the monitored key, the compiled metrics in TFLite Micro, the error against float,
             flash, arena and latency. TensorBoard, `history.jsonl` and the manifest have them

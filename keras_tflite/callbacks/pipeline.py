@@ -58,7 +58,7 @@ class ExportPipeline:
         self.summaries, self.compile_config = summaries, compile_config
         self.c_symbol, self.draw, self.batch_steps = c_symbol, draw, batch_steps
         self.missing_monitor = False  # the monitored key never appeared in an export's logs
-        self.abandoned = False  # a second Ctrl-C stopped the export under way
+        self.abandoned: str | None = None  # why the export under way was stopped (`cancel`)
 
     def process(self, snapshot: Snapshot) -> ExportRecord:
         """The export's record; any failure (a full disk, say) is recorded, never raised."""
@@ -67,15 +67,23 @@ class ExportPipeline:
             return self._process(snapshot)
         except Exception as error:  # noqa: BLE001 - an export failure never stops training
             self.monitor.best = best  # an export that was not written is not the best
+            if self.abandoned:
+                return self.abandon(snapshot)
             reason, notes = f"{type(error).__name__}: {error}", {}
             if artifacts.disk_full(error):
                 reason = self.store.disk_full_reason(error, "this export's files")
                 notes = {record.DISK_FULL: reason}
             return self._unexported(snapshot, reason, notes=notes)
 
+    def cancel(self, why: str) -> None:
+        """Stops the export under way (its worker is killed and starts no other job): it is
+        recorded as abandoned, `why`, never as a crash; so is any later one."""
+        self.abandoned = why
+        self.exporter.worker.cancel(why)
+
     def abandon(self, snapshot: Snapshot) -> ExportRecord:
-        """Records `snapshot`'s export as abandoned at a Ctrl-C (never as a crash)."""
-        reason = "abandoned: Ctrl-C stopped it before it finished"
+        """Records `snapshot`'s export as abandoned (`cancel`)."""
+        reason = f"abandoned: {self.abandoned or 'stopped before it finished'}"
         return self._unexported(snapshot, reason, abandoned=True)
 
     def _unexported(self, snapshot: Snapshot, reason: str, **fields: Any) -> ExportRecord:
@@ -90,7 +98,7 @@ class ExportPipeline:
             **fields,
         )
         try:
-            self.store.append(entry)
+            self._append(entry)
         except OSError:
             pass
         return entry
@@ -103,6 +111,8 @@ class ExportPipeline:
         if self._improves(judged, reason, value) and judged.result.path == "requantized":
             # A new best is what gets deployed: checked against its full conversion first.
             checked = self.exporter.verify(snapshot.weights, judged, snapshot.reference)
+            if self.abandoned:  # stopped while checking: not kept unchecked
+                return self.abandon(snapshot)
             if checked is not judged:
                 checked.stream, judged = judged.stream, checked
                 logs, reason, value = self._verdict(snapshot, judged)

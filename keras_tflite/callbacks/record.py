@@ -83,11 +83,14 @@ PROGRESS_KEYS = (
 
 
 def progress_logs(metrics: dict[str, float], monitor: str) -> dict[str, float]:
-    """The export's `tflite_*` figures that join `logs` (and the progress bar) by default."""
+    """The export's `tflite_*` figures that join `logs` (and the progress bar) by default: the
+    window model's, and with `streaming=True` the streaming model's alike."""
     return {
         k: v
         for k, v in metrics.items()
-        if k == monitor or k.startswith("tflite_val_") or k in PROGRESS_KEYS
+        if k == monitor
+        or k.startswith(("tflite_val_", "tflite_stream_val_"))
+        or k.replace("tflite_stream_", "tflite_", 1) in PROGRESS_KEYS
     }
 
 

@@ -12,7 +12,13 @@ import numpy as np
 
 from keras_tflite.callbacks import gates
 from keras_tflite.cli import verdict
-from keras_tflite.cli.inputs import describe_source, load_arrays, read_arrays, source_of
+from keras_tflite.cli.inputs import (
+    check_declared_shapes,
+    describe_source,
+    load_arrays,
+    read_arrays,
+    source_of,
+)
 from keras_tflite.cli.inspect import micro_check, micro_summary
 from keras_tflite.cli.outcome import ExitCode, UsageError
 from keras_tflite.cli.progress import bar, say
@@ -43,6 +49,8 @@ def convert_command(args: Any) -> tuple[dict[str, Any], int]:
         for option, path in (("--calibration", args.calibration), ("--validation", args.validation))
         if path is not None
     }
+    for option, arrays in stored.items():  # against a Keras file's declared inputs, when it has
+        check_declared_shapes(source, arrays, option)
     work = Path(tempfile.mkdtemp(prefix="keras_tflite_cli_"))
     worker = supervisor.Worker()  # one for the command: the model is loaded once
     try:

@@ -166,6 +166,36 @@ def _shapes_text(arrays: dict[str, np.ndarray] | np.ndarray) -> str:
     return "arrays of shape " + ", ".join(f"{k!r} {a.shape}" for k, a in arrays.items())
 
 
+def check_declared_shapes(
+    source: dict[str, Any], stored: dict[str, np.ndarray] | np.ndarray, option: str
+) -> None:
+    """Compares the data with the inputs a `.keras` or `.h5` file declares, before the model
+    loads (other formats are checked once the worker has loaded them).
+
+    Raises:
+        UsageError: naming `option` and the input, when an array's per-sample shape differs.
+    """
+    from keras_tflite.data.samples import shape_fits, shape_text
+
+    if source["kind"] not in ("keras", "h5"):
+        return
+    declared = formats.keras_inputs(formats.keras_config(Path(source["path"]), source["kind"]))
+    if not declared:
+        return
+    if isinstance(stored, np.ndarray) or (len(declared) == 1 and len(stored) == 1):
+        only = stored if isinstance(stored, np.ndarray) else next(iter(stored.values()))
+        arrays = {declared[0][0]: only} if len(declared) == 1 else {}
+    else:
+        arrays = {name: stored[name] for name, _ in declared if name in stored}
+    for name, shape in declared:
+        array = arrays.get(name)
+        if array is not None and not shape_fits(shape, array.shape[1:]):
+            raise UsageError(
+                f"Expected {option} input '{name}' to have per-sample shape {shape_text(shape)}, "
+                f"as the model declares it. Received: an array of shape {tuple(array.shape)}."
+            )
+
+
 def load_arrays(
     stored: dict[str, np.ndarray] | np.ndarray, inputs: list[TensorInfo], option: str
 ) -> dict[str, np.ndarray]:

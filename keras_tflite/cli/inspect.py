@@ -13,18 +13,24 @@ def inspect_model(path: str | Path, board: Board = Board()) -> dict[str, Any]:
     """What a deployer asks of a .tflite file: I/O, ops, size, TFLite Micro compatibility, and
     what a board needs: the arena per kernel set, instructions per core (and the time on
     `board`'s target)."""
+    from keras_tflite.runtime.inspect import io_details, op_names
     from keras_tflite.runtime.litert import TFLiteModel
 
     tflite = Path(path).read_bytes()
-    model = TFLiteModel(tflite)
+    inputs, outputs = io_details(tflite)  # from the flatbuffer: whatever the runtimes say
     report: dict[str, Any] = {
         "path": str(path),
         "bytes": len(tflite),
-        "inputs": [t.to_json() for t in model.inputs],
-        "outputs": [t.to_json() for t in model.outputs],
-        "ops": model.ops,
+        "inputs": [t.to_json() for t in inputs],
+        "outputs": [t.to_json() for t in outputs],
+        "ops": op_names(tflite),
     }
-    micro = micro_check(tflite, model.inputs)
+    try:
+        TFLiteModel(tflite)
+        report["litert"] = {"runs": True}
+    except RuntimeError as error:  # ops outside TFLite's builtins, say
+        report["litert"] = {"runs": False, "error": str(error)}
+    micro = micro_check(tflite, inputs)
     report["tflite_micro"] = micro_summary(micro, board)
     if "device" in micro:
         report["device"] = board.describe(micro["device"])
@@ -39,8 +45,9 @@ def micro_check(tflite: bytes, inputs: list[Any] | None = None) -> dict[str, Any
     from keras_tflite.board import device_report
     from keras_tflite.runtime.micro import MicroModel
 
+    said: list[str] = []
     try:
-        with without_chatter():  # what TFLite Micro prints reaches stderr, runtime chatter does not
+        with without_chatter() as said:  # TFLite Micro says why it cannot run a model
             micro = MicroModel(tflite)
             zeros = [
                 np.zeros(t.shape, t.dtype if not t.is_quantized else np.float32)
@@ -50,7 +57,7 @@ def micro_check(tflite: bytes, inputs: list[Any] | None = None) -> dict[str, Any
             allocations = micro.allocations()
         return {"runs": True, "device": device_report(tflite, allocations)}
     except RuntimeError as error:
-        return {"runs": False, "error": str(error)}
+        return {"runs": False, "error": ": ".join([str(error), *said[-2:]])}
 
 
 def micro_summary(micro: dict[str, Any], board: Board) -> dict[str, Any]:
@@ -75,6 +82,8 @@ def text(report: dict[str, Any]) -> str:
     for op in report["ops"]:
         counts[op] = counts.get(op, 0) + 1
     lines.append("ops: " + ", ".join(f"{op} x{n}" if n > 1 else op for op, n in counts.items()))
+    if not report["litert"]["runs"]:
+        lines.append(f"LiteRT: does not run: {report['litert']['error']}")
     micro = report["tflite_micro"]
     if not micro["runs"]:
         lines.append(f"TFLite Micro: does not run: {micro['error']}")

@@ -194,7 +194,9 @@ def _elements(data: Any, argument: str) -> Iterable[Any]:
     if hasattr(data, "as_numpy_iterator"):
         from keras_tflite import compat
 
-        in_graph = compat.graph_dataset_elements(data)  # made under disable_eager_execution()
+        in_graph = compat.graph_dataset_elements(
+            data, argument
+        )  # made under disable_eager_execution()
         return data.as_numpy_iterator() if in_graph is None else in_graph
     if hasattr(data, "__getitem__") and hasattr(data, "__len__") and hasattr(data, "on_epoch_end"):
         return (data[i] for i in range(len(data)))  # keras.utils.PyDataset / Sequence

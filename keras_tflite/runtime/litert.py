@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 import numpy as np
@@ -48,8 +49,8 @@ class TFLiteModel(QuantizedRunner):
         try:
             self._start(default_delegates)
         except RuntimeError as error:
-            if not default_delegates:
-                raise
+            if not default_delegates or not _refused_by_xnnpack(error):
+                raise RuntimeError(_one_line(error)) from error
             self._without_default_delegates(error, stacklevel=2)
 
     def _start(self, default_delegates: bool) -> None:
@@ -97,8 +98,8 @@ class TFLiteModel(QuantizedRunner):
         try:
             return self._run(inputs)
         except RuntimeError as error:  # XNNPACK builds its runtime at the first invoke
-            if not self.default_delegates:
-                raise
+            if not self.default_delegates or not _refused_by_xnnpack(error):
+                raise RuntimeError(_one_line(error)) from error
             self._without_default_delegates(error, stacklevel=3)  # predict's caller
         return self._run(inputs)
 
@@ -111,7 +112,19 @@ class TFLiteModel(QuantizedRunner):
         return [self.interpreter.get_tensor(i) for i in self._output_index]
 
 
+def _refused_by_xnnpack(error: Exception) -> bool:
+    """Whether LiteRT failed in its default delegate (which its builtin kernels may not)."""
+    return "XNNPACK" in str(error)
+
+
 def _one_line(error: Exception) -> str:
-    """LiteRT's message on one line ("...runtimeNode number 9..." glues two messages)."""
+    """LiteRT's message on one line ("...runtimeNode number 9..." glues two messages), without
+    advice that holds only on a phone (linking the Flex delegate for Select TF ops)."""
     text = " ".join(str(error).split())
+    if "Select TensorFlow op" in text:
+        ops = ", ".join(re.findall(r"\((Flex\w+)\)", text)) or "Select TF ops"
+        return (
+            f"the model uses TensorFlow ops outside TFLite's builtin set ({ops}), which neither "
+            "TFLite Micro nor LiteRT's builtin kernels have"
+        )
     return text.replace("runtimeNode number", "runtime; node number").rstrip(".")

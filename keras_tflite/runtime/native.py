@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 
 # Lines the runtimes print that say nothing about the user's model: LiteRT's greeting for its
@@ -19,6 +20,9 @@ CHATTER = (
 )
 
 
+_SWAPPING = threading.RLock()  # nested: TFLite Micro reports its arena inside a capture
+
+
 @contextlib.contextmanager
 def captured_stderr() -> Iterator[list[str]]:
     """Sends file descriptor 2 to a temporary file for the block.
@@ -28,7 +32,7 @@ def captured_stderr() -> Iterator[list[str]]:
     """
     sys.stderr.flush()
     lines: list[str] = []
-    with tempfile.TemporaryFile() as sink:
+    with _SWAPPING, tempfile.TemporaryFile() as sink:  # one swap of the process's fd 2 at a time
         saved = os.dup(2)
         os.dup2(sink.fileno(), 2)
         try:
@@ -42,11 +46,22 @@ def captured_stderr() -> Iterator[list[str]]:
 
 
 @contextlib.contextmanager
-def without_chatter() -> Iterator[None]:
-    """Runs the block with the runtimes' chatter dropped; anything else they print reaches
-    stderr, where it belongs (TFLite Micro says there why it cannot run a model)."""
-    with captured_stderr() as printed:
-        yield
-    said = [line for line in printed if line.strip() and not any(c in line for c in CHATTER)]
-    for line in said:
-        print(line, file=sys.stderr, flush=True)
+def without_chatter() -> Iterator[list[str]]:
+    """Runs the block with the runtimes' chatter dropped.
+
+    Yields:
+        A list that, once the block ends, holds what else they printed. When the block succeeds
+        it is passed on to stderr, where it belongs; when it raises, it is the caller's to add
+        to its error (TFLite Micro says there why it cannot run a model).
+    """
+    said: list[str] = []
+    printed: list[str] = []
+    succeeded = False
+    try:
+        with captured_stderr() as printed:
+            yield said
+        succeeded = True
+    finally:
+        said += [line for line in printed if line.strip() and not any(c in line for c in CHATTER)]
+        for line in said if succeeded else []:
+            print(line, file=sys.stderr, flush=True)

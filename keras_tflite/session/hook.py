@@ -3,6 +3,7 @@ or a plain `tf.compat.v1.Session` loop)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -152,7 +153,7 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
             self._pipeline,
             self._say_records,
             "TFLiteExportHook",
-            close=lambda: _off_graph(self._pipeline.close),
+            close=functools.partial(self._close, self._pipeline),
         )
         self._wrapup.start()
         self._told_log_dir = False
@@ -238,7 +239,12 @@ class TFLiteExportHook(tf1.train.SessionRunHook):
         self._wrapup.end()
         self._say()
         self._wrapup.close()
-        self._pipeline = None
+
+    def _close(self, pipeline: ExportPipeline) -> None:
+        """Closes this run's exports (at `end`, or after a Ctrl-C): a later session begins anew."""
+        _off_graph(pipeline.close)
+        if self._pipeline is pipeline:
+            self._pipeline = None
 
     # ---- exporting ----------------------------------------------------------------------------
 

@@ -35,6 +35,10 @@ MAX_JOBS = 200
 MAX_RSS_GROWTH_MB = 1024.0
 
 
+class Cancelled(RuntimeError):
+    """The caller gave up on the worker's jobs (`Worker.cancel`): no process is started again."""
+
+
 class Worker:
     """A worker process, started on the first job and kept for the next ones.
 
@@ -62,6 +66,7 @@ class Worker:
         self._started_with: dict[str, str] = {}
         self._jobs = 0
         self._first_rss: float | None = None
+        self._cancelled: str | None = None  # why the caller gave up, once it did
 
     @property
     def log_path(self) -> Path:
@@ -125,6 +130,8 @@ class Worker:
         code when the job ended it). A JUDGE job after a crash names the runtimes that `crashed`
         the worker; its events follow the crashed job's."""
         with self._lock:
+            if self._cancelled:  # not a crash to retry: the caller stopped the job
+                raise Cancelled(self._cancelled)
             if crashed is None:
                 (job_dir / protocol.EVENTS_FILE).unlink(missing_ok=True)
             process = self._running()
@@ -234,8 +241,19 @@ class Worker:
         if self._process is process:
             self._process = None
 
+    def cancel(self, why: str) -> None:
+        """Stops the job under way and every later one (from any thread, without waiting for
+        the job): its process is killed, and no strategy or re-judging starts another; the
+        job ends with `Cancelled(why)`."""
+        self._cancelled = why
+        process = self._process
+        if process is not None and process.poll() is None:
+            _kill(process)
+
     def close(self) -> None:
         """Stops the worker and removes its folder."""
+        if self._cancelled:
+            self.cancel(self._cancelled)  # the job holding the lock then ends at once
         with self._lock:
             if self._process is not None:  # one that never had a job has nothing to finish
                 self._stop(self._process, gently=self._jobs > 0)
@@ -370,4 +388,4 @@ def facts(job_dir: Path) -> dict[str, Any]:
     return protocol.first(protocol.read_events(job_dir), Event.FACTS, {})
 
 
-__all__ = ["Exit", "MAX_JOBS", "Worker", "facts", "kill_running", "run"]
+__all__ = ["Cancelled", "Exit", "MAX_JOBS", "Worker", "facts", "kill_running", "run"]
