@@ -54,10 +54,10 @@ def test_convert_session_under_graph_mode_gives_the_fused_lstm(script_run):
     assert facts["convert_session_nmae"] < 0.05
 
 
+# Reference variables and control flow v1: the older of the two graphs.
+@pytest.mark.parametrize("script_run", ["disable_v2_behavior"], indirect=True)
 def test_the_cli_converts_a_checkpoint_written_in_graph_mode(script_run, tmp_path, capsys):
-    style, folder, _, _ = script_run
-    if style != "disable_v2_behavior":  # reference variables and control flow v1: the older graph
-        pytest.skip("the CLI is checked on the v1-behaviour checkpoint")
+    _, folder, _, _ = script_run
     sys.path.insert(0, str(SCRIPT.parent))
     from tf1_graph_mode import data
 
