@@ -75,3 +75,58 @@ def _graph_elements(variant: object, spec: object, argument: str) -> Iterator[ob
                     f"needs the training session ({error.message.splitlines()[0]}). Pass the "
                     "arrays it reads instead."
                 ) from None
+
+
+# The converter's step from its float flatbuffer to the quantized one (tensorflow/lite/python/
+# lite.py). Re-quantization watches it; without it, every export is converted in full.
+_QUANTIZER_STEP = "_optimize_tflite_model"
+
+
+def quantizer_step(converter: object) -> object | None:
+    """The converter's own quantizing step, or None when this TensorFlow has none (then nothing
+    is watched, and the fit converts each export in full)."""
+    return getattr(converter, _QUANTIZER_STEP, None)
+
+
+def watch_quantizer_step(converter: object, step: object) -> None:
+    """Makes `step` the converter's quantizing step, for this converter only."""
+    setattr(converter, _QUANTIZER_STEP, step)
+
+
+def unwatch_quantizer_step(converter: object) -> None:
+    vars(converter).pop(_QUANTIZER_STEP, None)
+
+
+def save_h5(model: object, path: str) -> None:
+    """Saves a tf_keras model as `.h5` without the optimizer, by tf_keras' own HDF5 writer:
+    `model.save` first builds a not-yet-trained model's compiled metrics with its outputs as
+    targets, so "accuracy" turns into categorical accuracy for the whole fit (measured: sparse
+    labels scored 0.147 instead of 0.120).
+
+    Fallback: without that writer, `model.save` (and that quirk).
+    """
+    try:
+        from tf_keras.src.saving.legacy import hdf5_format
+    except ImportError:
+        model.save(path, include_optimizer=False)
+        return
+    hdf5_format.save_model_to_hdf5(model, path, include_optimizer=False)
+
+
+def with_conversion_metadata(model_object: object, metadata: object) -> object | None:
+    """What the converter adds to a quantized model last (its sparsity modes, model hash and
+    conversion metadata: `tensorflow/lite/python/lite.py`), on `model_object`.
+
+    Fallback: None when this TensorFlow has other steps (re-quantization then gives way to a
+    full conversion).
+    """
+    from tensorflow.lite.python import lite
+
+    try:
+        modes, model_hash = lite._get_sparsity_modes, lite._get_model_hash
+        populate = lite._populate_conversion_metadata
+    except AttributeError:
+        return None
+    metadata.options.modelOptimizationModes.extend(modes(model_object))
+    metadata.environment.modelHash = model_hash(model_object)
+    return populate(model_object, metadata)

@@ -332,3 +332,23 @@ def test_a_warning_from_an_export_thread_of_a_python_c_script_is_said_not_raised
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.stdout.strip() == "went on", done.stderr
     assert "<string>:1: UserWarning: from a thread" in done.stderr
+
+
+def test_the_tensorflow_internals_re_quantization_watches_are_in_the_installed_version():
+    """A canary: when TensorFlow renames these, exports still land (converted in full), but
+    each one costs a full conversion again: this says so before a user's fit does."""
+    import tensorflow as tf
+    from tensorflow.lite.python import lite
+
+    from keras_tflite import compat
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 2], tf.float32)])
+    def double(x):
+        return 2.0 * x
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([double.get_concrete_function()])
+    assert compat.quantizer_step(converter) is not None
+    for name in ("_get_sparsity_modes", "_get_model_hash", "_populate_conversion_metadata"):
+        assert hasattr(lite, name), name
+    with compat.eager():  # tf.executing_eagerly() already: a pass-through
+        assert tf.executing_eagerly()

@@ -304,14 +304,20 @@ def test_ctrl_c_finishes_the_running_export_says_so_and_announces_it(tmp_path):
     assert read_manifest(tmp_path / "out" / "best") is not None
 
 
-def test_a_caught_ctrl_c_says_what_it_does_and_reports_the_finished_export(tmp_path):
-    process = _start(tmp_path, caught=True)
+def _printed_until(process, needle: str) -> str:
+    """What a script that goes on after its caught Ctrl-C printed until `needle`; it is then
+    stopped."""
     seen: list[str] = []
     try:
-        _read_until(process, "exports finished", seen)
+        _read_until(process, needle, seen)
     finally:
         process.kill()
-    printed = "".join(seen)
+    return "".join(seen)
+
+
+def test_a_caught_ctrl_c_says_what_it_does_and_reports_the_finished_export(tmp_path):
+    process = _start(tmp_path, caught=True)
+    printed = _printed_until(process, "exports finished")
     finishing = printed.index("finishing the export of epoch 1 in the background")
     assert finishing < printed.index("caught by the script")  # said before the script goes on
     result = re.search(r"Epoch 1: .* new best, saved to .*best", printed)
@@ -340,12 +346,7 @@ def test_a_second_caught_ctrl_c_records_the_export_as_abandoned_not_crashed(tmp_
 
 def test_a_ctrl_c_while_the_fit_waits_for_its_last_export_is_taken_the_same_way(tmp_path):
     process = _start(tmp_path, caught=True, press="train_end")
-    seen: list[str] = []
-    try:
-        _read_until(process, "exports finished", seen)
-    finally:
-        process.kill()
-    printed = "".join(seen)
+    printed = _printed_until(process, "exports finished")
     assert "finishing the export of epoch 2 in the background" in printed, printed
     assert "caught by the script" in printed and "fit returned" not in printed
     assert re.search(r"Epoch 2: .* saved to .*best", printed), printed

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_tflite import compat
+
 # Codes start here: integers in [2^22, 2^24) are exact in float32, and no trained weight is one.
 _CODE_BASE = 2**22
 _MAX_WEIGHTS = 2**24 - _CODE_BASE
@@ -51,20 +53,23 @@ class Capture:
 
     def __init__(self, converter: Any):
         self.converter = converter
-        self.optimize = converter._optimize_tflite_model  # the converter's own
+        self.optimize = compat.quantizer_step(converter)  # the converter's own
         self.float_model: bytes | None = None
         self.arguments: tuple = ((), {})
         self.metadata: Any = None
+        if self.optimize is None:  # nothing to watch: `Template` says so, the fit converts
+            return
 
         def watched(model, *args, **kwargs):
             self.float_model, self.arguments = bytes(model), (args, kwargs)
-            self.metadata = copy.deepcopy(converter._metadata)  # before the sparsity modes
+            # Before the sparsity modes are added to it.
+            self.metadata = copy.deepcopy(getattr(converter, "_metadata", None))
             return self.optimize(model, *args, **kwargs)
 
-        converter._optimize_tflite_model = watched
+        compat.watch_quantizer_step(converter, watched)
 
     def release(self) -> None:
-        vars(self.converter).pop("_optimize_tflite_model", None)
+        compat.unwatch_quantizer_step(self.converter)
 
 
 class Template:
@@ -103,9 +108,8 @@ class Template:
         return self._quantize(bytes(model), representative_dataset)
 
     def _quantize(self, float_model: bytes, representative_dataset: Callable | None) -> bytes:
-        """What the converter does after its float conversion (`_optimize_tflite_model` and
+        """What the converter does after its float conversion (its quantizing step and
         `_convert_and_export_metrics` in tensorflow/lite/python/lite.py), on `float_model`."""
-        from tensorflow.lite.python import lite
         from tensorflow.lite.tools import flatbuffer_utils
 
         converter = self._capture.converter
@@ -117,9 +121,9 @@ class Template:
             return bytes(model)
         model_object = flatbuffer_utils.convert_bytearray_to_object(model)
         metadata = copy.deepcopy(self._capture.metadata)
-        metadata.options.modelOptimizationModes.extend(lite._get_sparsity_modes(model_object))
-        metadata.environment.modelHash = lite._get_model_hash(model_object)
-        model_object = lite._populate_conversion_metadata(model_object, metadata)
+        model_object = compat.with_conversion_metadata(model_object, metadata)
+        if model_object is None:
+            raise NotRequantizable("this TensorFlow's converter finishes a model in other steps")
         return bytes(flatbuffer_utils.convert_object_to_bytearray(model_object))
 
 
@@ -148,7 +152,9 @@ def float_model(converter: Any) -> bytes:
         caught["model"] = bytes(model)
         raise _FloatModelCaught
 
-    converter._optimize_tflite_model = catch
+    if compat.quantizer_step(converter) is None:
+        raise NotRequantizable("this TensorFlow's converter has no quantizing step to watch")
+    compat.watch_quantizer_step(converter, catch)
     try:
         converter.convert()
     except _FloatModelCaught:
